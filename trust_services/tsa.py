@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Protocol
 
 from asn1crypto import tsp
 from cryptography import x509
@@ -38,6 +39,7 @@ __all__ = [
     "FailureInfo",
     "SerialAllocator",
     "TimestampAuthority",
+    "Timestamper",
     "TimestampRequest",
     "build_request",
     "parse_request",
@@ -48,6 +50,22 @@ DEFAULT_POLICY = "0.4.0.2023.1.1"
 _DIGEST_BY_OID = {oid: name for name, (oid, _cls, _len) in DIGESTS.items()}
 _LEN_BY_NAME = {name: length for name, (_oid, _cls, length) in DIGESTS.items()}
 MAX_REQUEST_BYTES = 16 * 1024
+
+
+class Timestamper(Protocol):
+    """Anything that turns a digest into an RFC 3161 token: the in-process
+    :class:`TimestampAuthority` or the HTTP client in :mod:`trust_services.client`."""
+
+    def issue(
+        self,
+        digest: str,
+        hashed_message: bytes,
+        *,
+        nonce: int | None = None,
+        cert_req: bool = True,
+    ) -> bytes:
+        """A timestamp token (DER ContentInfo) over ``hashed_message``."""
+        ...
 
 
 class FailureInfo(IntEnum):
