@@ -1,0 +1,51 @@
+"""Dependencies point one way (ARCHITECTURE.md): cli, api → node → chaincode, trust_services.
+
+The chaincode must run alone in a chaincode container: it imports only the standard
+library and `cryptography`.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+PROJECT = {"chaincode", "trust_services", "node", "api", "cli"}
+ALLOWED = {
+    "chaincode": set(),
+    "trust_services": set(),
+    "node": {"chaincode", "trust_services"},
+    "api": {"node", "chaincode", "trust_services"},
+    "cli": {"node", "api", "chaincode", "trust_services"},
+}
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(PROJECT))
+def test_dependency_direction(package: str) -> None:
+    used = set(imports_of(package)) & PROJECT - {package}
+    assert used <= ALLOWED[package], f"{package} must not import {used - ALLOWED[package]}"
+
+
+def test_chaincode_imports_only_stdlib_and_cryptography() -> None:
+    allowed = set(sys.stdlib_module_names) | {"cryptography", "chaincode", "__future__"}
+    extra = {name: files for name, files in imports_of("chaincode").items() if name not in allowed}
+    assert not extra, f"chaincode imports third-party modules: {extra}"
