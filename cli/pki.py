@@ -113,7 +113,9 @@ def issue(
     person_id: Annotated[
         str | None, typer.Option(help="serialNumber of an officer, e.g. IDCKZ-880101300123.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Also write the PEM here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Also write the PEM here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     passphrase_file: PassphraseFileOpt = None,
     pin_file: PinFileOpt = None,

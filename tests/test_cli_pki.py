@@ -23,8 +23,16 @@ def caravan(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, st
 @pytest.fixture
 def node(tmp_path: Path) -> Path:
     code, out, err = caravan(
-        "pki", "init", "--dir", str(tmp_path), "--org", "KG-CUSTOMS", "--country", "KG",
-        "--name", "Customs Service of the Kyrgyz Republic",
+        "pki",
+        "init",
+        "--dir",
+        str(tmp_path),
+        "--org",
+        "KG-CUSTOMS",
+        "--country",
+        "KG",
+        "--name",
+        "Customs Service of the Kyrgyz Republic",
     )
     assert code == 0, err
     assert "issuing" in out and "encrypted file" in out
@@ -35,16 +43,35 @@ def test_init_show_issue_revoke(node: Path) -> None:
     code, pem, _ = caravan("pki", "show", "--dir", str(node), "--org", "KG-CUSTOMS", "--pem", "tsa")
     assert code == 0 and pem.startswith("-----BEGIN CERTIFICATE-----")
     code, out, err = caravan(
-        "pki", "issue", "--dir", str(node), "--org", "KG-CUSTOMS", "--profile", "member",
-        "--name", "Bishkek Verifier", "--role", "verifier", "--json",
+        "pki",
+        "issue",
+        "--dir",
+        str(node),
+        "--org",
+        "KG-CUSTOMS",
+        "--profile",
+        "member",
+        "--name",
+        "Bishkek Verifier",
+        "--role",
+        "verifier",
+        "--json",
     )
     assert code == 0, err
     import json
 
     serial = json.loads(out)["serial"]
     code, out, err = caravan(
-        "pki", "revoke", "--dir", str(node), "--org", "KG-CUSTOMS", "--serial", serial,
-        "--reason", "superseded",
+        "pki",
+        "revoke",
+        "--dir",
+        str(node),
+        "--org",
+        "KG-CUSTOMS",
+        "--serial",
+        serial,
+        "--reason",
+        "superseded",
     )
     assert code == 0, err
     code, out, _ = caravan("pki", "show", "--dir", str(node), "--org", "KG-CUSTOMS")
@@ -83,9 +110,24 @@ def test_issue_from_csr(node: Path, tmp_path: Path) -> None:
     path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     out_pem = tmp_path / "op.pem"
     code, _, err = caravan(
-        "pki", "issue", "--dir", str(node), "--org", "KG-CUSTOMS", "--profile", "member",
-        "--name", "Bishkek FEZ Operator", "--role", "sez-operator", "--sez", "KG-BISHKEK",
-        "--csr", str(path), "-o", str(out_pem),
+        "pki",
+        "issue",
+        "--dir",
+        str(node),
+        "--org",
+        "KG-CUSTOMS",
+        "--profile",
+        "member",
+        "--name",
+        "Bishkek FEZ Operator",
+        "--role",
+        "sez-operator",
+        "--sez",
+        "KG-BISHKEK",
+        "--csr",
+        str(path),
+        "-o",
+        str(out_pem),
     )
     assert code == 0, err
     cert = x509.load_pem_x509_certificate(out_pem.read_bytes())
@@ -94,8 +136,17 @@ def test_issue_from_csr(node: Path, tmp_path: Path) -> None:
 
 def test_wrong_passphrase_one_line(node: Path) -> None:
     code, _, err = caravan(
-        "pki", "issue", "--dir", str(node), "--org", "KG-CUSTOMS", "--profile", "officer",
-        "--name", "A B", env={"CARAVAN_PASSPHRASE": "wrong"},
+        "pki",
+        "issue",
+        "--dir",
+        str(node),
+        "--org",
+        "KG-CUSTOMS",
+        "--profile",
+        "officer",
+        "--name",
+        "A B",
+        env={"CARAVAN_PASSPHRASE": "wrong"},
     )
     assert code == 3
     assert "wrong passphrase" in err and "wrong\n" not in err.replace("wrong passphrase", "")
@@ -106,10 +157,28 @@ def test_no_passphrase_and_no_terminal_fails_fast(tmp_path: Path) -> None:
     """With no passphrase source and no terminal the command fails at once, never hangs."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "pki", "init", "--dir", str(tmp_path), "--org",
-         "TJ-CUSTOMS", "--country", "TJ", "--name", "Tajik Customs"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env,
-        cwd=Path(__file__).parent.parent, check=False,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "pki",
+            "init",
+            "--dir",
+            str(tmp_path),
+            "--org",
+            "TJ-CUSTOMS",
+            "--country",
+            "TJ",
+            "--name",
+            "Tajik Customs",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        check=False,
     )
     assert result.returncode == 3
     assert "no key store passphrase" in result.stderr

@@ -90,9 +90,10 @@ def test_hierarchy_chains_and_profiles(consortium: Consortium) -> None:
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
 
     ocsp = kz.certificate("ocsp")
-    assert ExtendedKeyUsageOID.OCSP_SIGNING in ocsp.extensions.get_extension_for_class(
-        x509.ExtendedKeyUsage
-    ).value
+    assert (
+        ExtendedKeyUsageOID.OCSP_SIGNING
+        in ocsp.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
     ocsp.extensions.get_extension_for_class(x509.OCSPNoCheck)
 
 
@@ -143,8 +144,9 @@ def test_officer_and_member_identities(fresh_pki: OrgPki) -> None:
 
 @pytest.mark.parametrize("algorithm", [KeyAlgorithm.EC_P384])
 def test_other_algorithms(tmp_path: Path, algorithm: KeyAlgorithm) -> None:
-    pki = init_pki(tmp_path, "UZ-CUSTOMS", country="UZ", name="UZ", passphrase=PASSPHRASE,
-                   algorithm=algorithm)
+    pki = init_pki(
+        tmp_path, "UZ-CUSTOMS", country="UZ", name="UZ", passphrase=PASSPHRASE, algorithm=algorithm
+    )
     assert pki.certificate("seal").public_key().key_size == 384  # type: ignore[union-attr]
 
 

@@ -124,12 +124,15 @@ def build_signed_data(
     extra_certificates: Sequence[bytes] = (),
     revocation_info: Sequence[bytes] = (),
     unsigned_attributes: Sequence[bytes] = (),
+    extra_signed_attributes: Sequence[bytes] = (),
 ) -> tuple[bytes, bytes]:
     """Sign and return ``(ContentInfo DER, signature value)``.
 
     ``message_digest`` is the hash of the (possibly detached) content with the
     template's digest. ``revocation_info`` holds RevocationInfoChoice encodings (a CRL
     as is, an OCSP response wrapped by :func:`ocsp_revocation_info`).
+    ``extra_signed_attributes`` are encoded Attributes (see :func:`attribute`) signed
+    along with the standard ones, e.g. CAdES content-hints.
     """
     signed_attrs = [
         attribute(ATTR_CONTENT_TYPE, _der.oid(content_type)),
@@ -138,6 +141,7 @@ def build_signed_data(
     ]
     if signing_time is not None:
         signed_attrs.append(attribute(ATTR_SIGNING_TIME, _der.utc_time(signing_time)))
+    signed_attrs.extend(extra_signed_attributes)
     signed_set = _der.set_of(*signed_attrs)
     signature = template.key.sign(signed_set, template.digest)
     signer_info_parts = [

@@ -45,7 +45,7 @@ __all__ = [
     "signature_algorithm_oid",
 ]
 
-PASSPHRASE_ENV = "CARAVAN_PASSPHRASE"
+PASSPHRASE_ENV = "CARAVAN_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -96,6 +96,17 @@ def hash_class(digest: str) -> type[hashes.HashAlgorithm]:
         return DIGESTS[digest][1]
     except KeyError:
         raise KeyStoreError(f"unsupported digest {digest!r}") from None
+
+
+def x509_hash(digest: str) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    """The hash object that cryptography's X.509 builders take."""
+    if digest == "sha256":
+        return hashes.SHA256()
+    if digest == "sha384":
+        return hashes.SHA384()
+    if digest == "sha512":
+        return hashes.SHA512()
+    raise KeyStoreError(f"unsupported digest {digest!r}")
 
 
 @runtime_checkable
@@ -263,7 +274,9 @@ def resolve_passphrase(
         try:
             value = passphrase_file.read_bytes().rstrip(b"\r\n")
         except OSError as exc:
-            raise KeyStoreError(f"cannot read passphrase file {passphrase_file}: {exc.strerror}")
+            raise KeyStoreError(
+                f"cannot read passphrase file {passphrase_file}: {exc.strerror}"
+            ) from None
         if not value:
             raise PassphraseError(f"passphrase file {passphrase_file} is empty")
         return value

@@ -28,7 +28,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPublicKeyTypes,
+    PublicKeyTypes,
+)
 from cryptography.x509.oid import NameOID
 
 from . import _der
@@ -39,7 +42,7 @@ from .keystore import (
     KeyStore,
     SigningKey,
     generate_software_key,
-    hash_class,
+    x509_hash,
 )
 from .profiles import CertProfile, Endpoints, extensions_for
 
@@ -168,8 +171,8 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        Path(tmp).chmod(mode)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -192,7 +195,7 @@ class OrgPki:
 
     def __init__(self, root_dir: Path, org: str) -> None:
         if not ORG_PATTERN.match(org):
-            raise PkiError(f"invalid organisation id {org!r} (2–32 of A-Z, a-z, 0-9, '-')")
+            raise PkiError(f"invalid organisation id {org!r} (2-32 of A-Z, a-z, 0-9, '-')")
         self.root_dir = root_dir
         self.path = root_dir / "orgs" / org
         config_path = self.path / "org.json"
@@ -270,9 +273,12 @@ class OrgPki:
 
     def _check_key_matches(self, label: str, key: SigningKey) -> None:
         cert_path = self.path / "certs" / f"{label}.pem"
-        if label in SERVICE_CERTS and cert_path.exists():
-            if _spki(self.certificate(label).public_key()) != _spki(key.public_key()):
-                raise KeyStoreError(f"key {label!r} does not match the {label} certificate")
+        if (
+            label in SERVICE_CERTS
+            and cert_path.exists()
+            and _spki(self.certificate(label).public_key()) != _spki(key.public_key())
+        ):
+            raise KeyStoreError(f"key {label!r} does not match the {label} certificate")
 
     # ---------------------------------------------------------------- issuing
     def _issuer(self, profile: CertProfile) -> tuple[str, x509.Certificate | None]:
@@ -283,7 +289,7 @@ class OrgPki:
         return "issuing", self.certificate("issuing")
 
     def _subject(
-        self, profile: CertProfile, common_name: str, extra: Iterable[x509.NameAttribute]
+        self, profile: CertProfile, common_name: str, extra: Iterable[x509.NameAttribute[str]]
     ) -> x509.Name:
         attrs = [
             x509.NameAttribute(NameOID.COUNTRY_NAME, self.config.country),
@@ -304,7 +310,7 @@ class OrgPki:
         *,
         common_name: str,
         label: str | None,
-        extra_name: Iterable[x509.NameAttribute] = (),
+        extra_name: Iterable[x509.NameAttribute[str]] = (),
         role: str | None = None,
         sez: str | None = None,
         sscd: bool = False,
@@ -333,7 +339,7 @@ class OrgPki:
         )
         if issuer_cert is not None:
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key(issuer_cert)),
                 False,
             )
         for ext, critical in extensions_for(
@@ -441,7 +447,8 @@ class OrgPki:
             .next_update(now + dt.timedelta(days=_CRL_DAYS[ca]))
             .add_extension(x509.CRLNumber(number), False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), False
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key(ca_cert)),
+                False,
             )
         )
         for serial_hex, entry in sorted(index.certificates.items()):
@@ -499,10 +506,18 @@ class OrgPki:
         )
 
 
-def _spki(key: CertificateIssuerPublicKeyTypes) -> bytes:
+def _spki(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def issuer_public_key(cert: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
+    """The public key of a certificate, refused unless it is one Caravan issues with."""
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise PkiError(f"unsupported public key type in {cert.subject.rfc4514_string()}")
+    return key
 
 
 def _digest_for(key: SigningKey) -> str:
@@ -514,11 +529,11 @@ def sign_certificate(builder: x509.CertificateBuilder, key: SigningKey) -> x509.
     digest = _digest_for(key)
     software = key.certificate_signer()
     if software is not None:
-        return builder.sign(software, hash_class(digest)())
+        return builder.sign(software, x509_hash(digest))
     # A token key cannot be handed to cryptography: sign with a throw-away key of the
     # same algorithm to get the TBS bytes (which already name the signature
     # algorithm), then replace the signature with the token's.
-    draft = builder.sign(generate_software_key(key.algorithm), hash_class(digest)())
+    draft = builder.sign(generate_software_key(key.algorithm), x509_hash(digest))
     return x509.load_der_x509_certificate(_resign(draft.tbs_certificate_bytes, draft, key))
 
 
@@ -526,9 +541,9 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder, key: SigningKey) ->
     digest = _digest_for(key)
     software = key.certificate_signer()
     if software is not None:
-        crl = builder.sign(software, hash_class(digest)())
+        crl = builder.sign(software, x509_hash(digest))
         return crl.public_bytes(serialization.Encoding.DER)
-    draft = builder.sign(generate_software_key(key.algorithm), hash_class(digest)())
+    draft = builder.sign(generate_software_key(key.algorithm), x509_hash(digest))
     return _resign(draft.tbs_certlist_bytes, draft, key)
 
 
@@ -559,7 +574,7 @@ def init_pki(
 ) -> OrgPki:
     """Create an administration's hierarchy: root → issuing → seal, TSA, OCSP; first CRLs."""
     if not ORG_PATTERN.match(org):
-        raise PkiError(f"invalid organisation id {org!r} (2–32 of A-Z, a-z, 0-9, '-')")
+        raise PkiError(f"invalid organisation id {org!r} (2-32 of A-Z, a-z, 0-9, '-')")
     if not COUNTRY_PATTERN.match(country):
         raise PkiError(f"invalid country {country!r}: use ISO 3166-1 alpha-2, e.g. KZ")
     if not name.strip():
@@ -590,9 +605,7 @@ def init_pki(
         )
         pki.issue_with_new_key(CertProfile.SEAL, "seal", common_name=f"{n} e-Seal", now=now)
         pki.issue_with_new_key(CertProfile.TSA, "tsa", common_name=f"{n} TSA", now=now)
-        pki.issue_with_new_key(
-            CertProfile.OCSP, "ocsp", common_name=f"{n} OCSP Responder", now=now
-        )
+        pki.issue_with_new_key(CertProfile.OCSP, "ocsp", common_name=f"{n} OCSP Responder", now=now)
         pki.write_crl("root", now=now)
         pki.write_crl("issuing", now=now)
     except BaseException:

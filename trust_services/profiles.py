@@ -105,7 +105,9 @@ def role_attributes(role: str, sez: str | None = None) -> bytes:
     return json.dumps({"attrs": attrs}, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _key_usage(*, sign: bool = False, non_repudiation: bool = False, ca: bool = False) -> x509.KeyUsage:
+def _key_usage(
+    *, sign: bool = False, non_repudiation: bool = False, ca: bool = False
+) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=sign,
         content_commitment=non_repudiation,
