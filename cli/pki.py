@@ -203,6 +203,7 @@ def show(
         str | None, typer.Option(help="Print this certificate as PEM: " + "|".join(SERVICE_CERTS))
     ] = None,
     serial: Annotated[str | None, typer.Option(help="Print an issued certificate (hex).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="List as JSON.")] = False,
 ) -> None:
     """Print a certificate as PEM, or list what the organisation issued."""
     pki = open_pki(root, org, unlock=False)
@@ -214,6 +215,9 @@ def show(
     if serial is not None:
         cert = pki.issued(_parse_serial(serial)).certificate
         stdout_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return
+    if as_json:
+        console.print_json(json.dumps(pki.list_issued()))
         return
     table = Table(title=f"certificates issued by {pki.org}")
     for col in ("serial", "profile", "subject", "not after", "status"):

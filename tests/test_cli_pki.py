@@ -74,8 +74,10 @@ def test_init_show_issue_revoke(node: Path) -> None:
         "superseded",
     )
     assert code == 0, err
-    code, out, _ = caravan("pki", "show", "--dir", str(node), "--org", "KG-CUSTOMS")
-    assert "revoked (superseded)" in out
+    code, out, _ = caravan("pki", "show", "--dir", str(node), "--org", "KG-CUSTOMS", "--json")
+    entries = {e["serial"]: e for e in json.loads(out)}
+    assert entries[serial]["revoked"]["reason"] == "superseded"
+    assert sum(e["revoked"] is not None for e in entries.values()) == 1
 
 
 @pytest.mark.parametrize(
