@@ -18,7 +18,9 @@ from pyhanko.sign.validation import async_validate_detached_cms
 from pyhanko_certvalidator import ValidationContext
 
 from tests.conftest import PASSPHRASE, Consortium
+from tests.softhsm import SoftHsmToken, softhsm_config, softhsm_token  # noqa: F401
 from tests.tools import require_tool, run_tool
+from trust_services import _der
 from trust_services.cades import CadesSigner, Level
 from trust_services.keystore import KeyAlgorithm
 from trust_services.pki import OrgPki, init_pki
@@ -158,3 +160,38 @@ def test_pyhanko_validates_our_seals(pki: OrgPki, level: Level) -> None:
         async_validate_detached_cms(DATA + b"!", signed_data, signer_validation_context=context())
     )
     assert not tampered.intact
+
+
+def test_seal_with_key_on_pkcs11_token(
+    softhsm_token: SoftHsmToken,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The seal key lives on a (SoftHSM2) token; openssl accepts the seal; QcSSCD is set."""
+    from cryptography import x509
+
+    from trust_services.pki import HsmConfig
+    from trust_services.profiles import QC_SSCD, QC_STATEMENTS_OID
+
+    pki = init_pki(
+        tmp_path / "node",
+        "KG-CUSTOMS",
+        country="KG",
+        name="KG Customs (HSM)",
+        passphrase=PASSPHRASE,
+        hsm=HsmConfig(softhsm_token.module, softhsm_token.label),
+        hsm_pin=softhsm_token.pin,
+    )
+    signer = full_signer(pki)
+    assert signer.template.key.in_hsm
+    root, issuing = write_pems(pki, tmp_path)
+    content = tmp_path / "data"
+    content.write_bytes(DATA)
+    for level in Level:
+        sig = tmp_path / f"{level}.p7s"
+        sig.write_bytes(signer.sign(DATA, level))
+        assert openssl_verify(sig, content, root, issuing) == 0
+    qc = pki.certificate("seal").extensions.get_extension_for_oid(
+        x509.ObjectIdentifier(QC_STATEMENTS_OID)
+    )
+    # QCStatements ::= SEQUENCE OF SEQUENCE { statementId OID, ... }: QcSSCD has no info
+    assert _der.seq(_der.oid(QC_SSCD)) in qc.value.value
