@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.conftest import PASSPHRASE, Consortium
+from tests.live_server import LiveServer, trust_server  # noqa: F401
 from trust_services.cades import (
     ATTR_CONTENT_HINT,
     JSON_CONTENT_HINT,
@@ -288,3 +289,20 @@ def test_cli_missing_file(consortium: Consortium, tmp_path: Path) -> None:
         tmp_path / "o",
     )
     assert code == 3 and "no such file" in stderr and "Traceback" not in stderr
+
+
+def test_cli_seal_with_http_tsa(
+    consortium: Consortium,
+    trust_server: LiveServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "d.txt"
+    data.write_text("manifest")
+    out = tmp_path / "d.p7s"
+    url = trust_server.url("KZ-CUSTOMS", "/tsa")
+    code, stdout, stderr = cli(
+        "seal", data, "--dir", consortium.root, "--org", "KZ-CUSTOMS", "--level", "B-T",
+        "--tsa", url, "-o", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert signature_timestamp_time(out.read_bytes()) is not None and "timestamp" in stdout
