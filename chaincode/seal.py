@@ -1,0 +1,240 @@
+"""Check a detached CAdES e-seal (CMS SignedData) over canonical JSON, stdlib + cryptography.
+
+>>> signer = verify_seal(seal_der, canonical_json(record), roots, at_us)
+
+The seal is accepted when: it is a detached SignedData with exactly one SignerInfo; the
+signed attribute messageDigest equals the digest of the content and contentType equals
+the encapsulated content type; the signature over the DER signed attributes verifies
+with the signer certificate's key (ECDSA or RSA PKCS#1 v1.5); the signer certificate
+chains, through CA certificates carried in the CMS, to one of ``roots`` (the issuing
+member's granted root anchors); and every certificate of the chain is valid at
+``at_us``. Any failure raises :class:`Forbidden` with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from . import der
+from .errors import Forbidden
+from .timeutil import datetime_us
+
+__all__ = ["verify_seal"]
+
+HashType = type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]
+
+ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+DIGESTS: dict[str, tuple[str, HashType]] = {
+    "2.16.840.1.101.3.4.2.1": ("sha256", hashes.SHA256),
+    "2.16.840.1.101.3.4.2.2": ("sha384", hashes.SHA384),
+    "2.16.840.1.101.3.4.2.3": ("sha512", hashes.SHA512),
+}
+ECDSA: dict[str, HashType] = {
+    "1.2.840.10045.4.3.2": hashes.SHA256,
+    "1.2.840.10045.4.3.3": hashes.SHA384,
+    "1.2.840.10045.4.3.4": hashes.SHA512,
+}
+RSA: dict[str, HashType] = {
+    "1.2.840.113549.1.1.11": hashes.SHA256,
+    "1.2.840.113549.1.1.12": hashes.SHA384,
+    "1.2.840.113549.1.1.13": hashes.SHA512,
+}
+ECDSA_KEY = "1.2.840.10045.2.1"
+RSA_KEY = "1.2.840.113549.1.1.1"
+MAX_CHAIN = 5
+
+
+def _reject(reason: str) -> Forbidden:
+    return Forbidden(f"seal rejected: {reason}")
+
+
+def _attributes(signed_attrs: der.Element) -> dict[str, list[der.Element]]:
+    found: dict[str, list[der.Element]] = {}
+    for attr in signed_attrs.children():
+        oid_el, values = attr.expect(der.SEQUENCE, "Attribute").children()
+        oid = der.oid_value(oid_el)
+        if oid in found:
+            raise _reject(f"signed attribute {oid} appears twice")
+        found[oid] = values.expect(der.SET, "Attribute values").children()
+    return found
+
+
+def _single(attrs: dict[str, list[der.Element]], oid: str, name: str) -> der.Element:
+    values = attrs.get(oid)
+    if not values or len(values) != 1:
+        raise _reject(f"the signed attribute {name} is missing or not single-valued")
+    return values[0]
+
+
+def _valid_at(cert: x509.Certificate, at_us: int, what: str) -> None:
+    if not datetime_us(cert.not_valid_before_utc) <= at_us <= datetime_us(cert.not_valid_after_utc):
+        raise _reject(
+            f"the {what} certificate ({cert.subject.rfc4514_string()}) is not valid "
+            "at the transaction time"
+        )
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _chain(
+    signer: x509.Certificate,
+    carried: list[x509.Certificate],
+    roots: list[x509.Certificate],
+    at_us: int,
+) -> None:
+    if not roots:
+        raise _reject("the issuing member has no granted root anchor")
+    current = signer
+    _valid_at(signer, at_us, "seal")
+    for _ in range(MAX_CHAIN):
+        for root in roots:
+            if _issued_by(current, root):
+                _valid_at(root, at_us, "root anchor")
+                return
+        parents = [c for c in carried if c is not current and _is_ca(c) and _issued_by(current, c)]
+        if not parents:
+            break
+        current = parents[0]
+        _valid_at(current, at_us, "intermediate CA")
+    raise _reject("the seal certificate does not chain to a granted root anchor of the issuer")
+
+
+def _parse_certificates(el: der.Element) -> list[x509.Certificate]:
+    certs = []
+    for child in el.children():
+        if child.tag != der.SEQUENCE:
+            continue  # other certificate choices (attribute certificates) are ignored
+        try:
+            certs.append(x509.load_der_x509_certificate(child.raw))
+        except ValueError:
+            raise _reject("a certificate in the seal cannot be parsed") from None
+    return certs
+
+
+def _find_signer(sid: der.Element, certs: list[x509.Certificate]) -> x509.Certificate:
+    if sid.tag == der.SEQUENCE:  # IssuerAndSerialNumber
+        issuer_el, serial_el = sid.children()
+        serial = der.int_value(serial_el)
+        for cert in certs:
+            if cert.serial_number == serial and cert.issuer.public_bytes() == issuer_el.raw:
+                return cert
+    elif sid.tag == 0x80:  # [0] SubjectKeyIdentifier
+        for cert in certs:
+            try:
+                ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            except x509.ExtensionNotFound:
+                continue
+            if ski.digest == sid.content:
+                return cert
+    raise _reject("the signer certificate is not in the seal")
+
+
+def _verify_signature(
+    cert: x509.Certificate,
+    sig_alg: str,
+    digest_alg: HashType,
+    signature: bytes,
+    data: bytes,
+) -> None:
+    key = cert.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey) and sig_alg in (*ECDSA, ECDSA_KEY):
+            key.verify(signature, data, ec.ECDSA(ECDSA.get(sig_alg, digest_alg)()))
+        elif isinstance(key, rsa.RSAPublicKey) and sig_alg in (*RSA, RSA_KEY):
+            key.verify(signature, data, padding.PKCS1v15(), RSA.get(sig_alg, digest_alg)())
+        else:
+            raise _reject(f"unsupported signature algorithm {sig_alg} for the seal key")
+    except InvalidSignature:
+        raise _reject("the signature does not verify with the seal certificate") from None
+
+
+def verify_seal(
+    seal: bytes, content: bytes, roots: list[x509.Certificate], at_us: int
+) -> x509.Certificate:
+    """Check the seal; return the signer certificate or raise Forbidden (see module doc)."""
+    try:
+        return _verify(seal, content, roots, at_us)
+    except der.DerError as exc:
+        raise _reject(f"malformed CMS: {exc}") from None
+    except ValueError:
+        raise _reject("malformed CMS structure") from None
+
+
+def _verify(
+    seal: bytes, content: bytes, roots: list[x509.Certificate], at_us: int
+) -> x509.Certificate:
+    info = der.parse(seal).expect(der.SEQUENCE, "ContentInfo").children()
+    if len(info) != 2 or der.oid_value(info[0]) != ID_SIGNED_DATA:
+        raise _reject("not a CMS SignedData")
+    (signed_data,) = info[1].expect(0xA0, "ContentInfo.content").children()
+    parts = signed_data.expect(der.SEQUENCE, "SignedData").children()
+    if len(parts) < 4:
+        raise _reject("truncated SignedData")
+    encap = parts[2].expect(der.SEQUENCE, "EncapsulatedContentInfo").children()
+    if len(encap) != 1:
+        raise _reject("the seal must be detached (no encapsulated content)")
+    e_content_type = der.oid_value(encap[0])
+    certs: list[x509.Certificate] = []
+    rest = parts[3:]
+    if rest and rest[0].tag == 0xA0:
+        certs = _parse_certificates(rest[0])
+        rest = rest[1:]
+    if rest and rest[0].tag == 0xA1:
+        rest = rest[1:]
+    if len(rest) != 1:
+        raise _reject("malformed SignedData")
+    signer_infos = rest[0].expect(der.SET, "SignerInfos").children()
+    if len(signer_infos) != 1:
+        raise _reject("the seal must have exactly one SignerInfo")
+    si = signer_infos[0].expect(der.SEQUENCE, "SignerInfo").children()
+    if len(si) < 6:
+        raise _reject("truncated SignerInfo")
+    sid, digest_el, signed_attrs, sig_alg_el, signature_el = si[1], si[2], si[3], si[4], si[5]
+    digest_oid = der.oid_value(digest_el.expect(der.SEQUENCE, "DigestAlgorithm").children()[0])
+    if digest_oid not in DIGESTS:
+        raise _reject(f"unsupported digest algorithm {digest_oid}")
+    digest_name, digest_alg = DIGESTS[digest_oid]
+    signed_attrs.expect(0xA0, "signedAttrs")
+    attrs = _attributes(signed_attrs)
+    if der.oid_value(_single(attrs, ATTR_CONTENT_TYPE, "content-type")) != e_content_type:
+        raise _reject("the content-type attribute differs from the encapsulated content type")
+    message_digest = (
+        _single(attrs, ATTR_MESSAGE_DIGEST, "message-digest")
+        .expect(der.OCTET_STRING, "messageDigest")
+        .content
+    )
+    if message_digest != hashlib.new(digest_name, content).digest():
+        raise _reject("the message digest does not match the canonical JSON of the record")
+    sig_alg = der.oid_value(sig_alg_el.expect(der.SEQUENCE, "SignatureAlgorithm").children()[0])
+    signer = _find_signer(sid, certs)
+    _verify_signature(
+        signer,
+        sig_alg,
+        digest_alg,
+        signature_el.expect(der.OCTET_STRING, "signature").content,
+        b"\x31" + signed_attrs.raw[1:],
+    )
+    _chain(signer, certs, roots, at_us)
+    return signer

@@ -1,0 +1,79 @@
+"""Deterministic time: RFC 3339 text <-> integer microseconds since the epoch (UTC).
+
+>>> parse_time("2026-01-01T00:00:00Z")
+1767225600000000
+>>> format_time(1767225600000000)
+'2026-01-01T00:00:00Z'
+
+Microseconds keep every stored time an exact JSON integer (below 2**53 until the year
+2255); digits of a fraction beyond the sixth are truncated. No clock is ever read: the
+contracts take time from the transaction timestamp.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+from .errors import BadRequest
+
+__all__ = ["US", "datetime_us", "format_time", "parse_time", "tx_time_us"]
+
+US = 1_000_000
+_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2}))?\Z"
+)
+
+
+def parse_time(text: object, field: str = "time") -> int:
+    """Microseconds of an RFC 3339 timestamp with an offset, or of a date (midnight UTC)."""
+    if not isinstance(text, str):
+        raise BadRequest(f"{field} must be an RFC 3339 timestamp string")
+    m = _TIME.match(text)
+    if not m:
+        raise BadRequest(f"{field} {text!r} is not an RFC 3339 timestamp (or YYYY-MM-DD date)")
+    year, month, day = int(m[1]), int(m[2]), int(m[3])
+    hour = minute = second = 0
+    if m[4] is not None:
+        hour, minute, second = int(m[4]), int(m[5]), int(m[6])
+    if second > 59:
+        raise BadRequest(f"{field} {text!r}: leap seconds are not accepted")
+    try:
+        dt.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        raise BadRequest(f"{field} {text!r} is not a valid date and time") from None
+    if year < 1970:
+        raise BadRequest(f"{field} {text!r} is before 1970")
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    offset = m[8]
+    if offset and offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        oh, om = int(offset[1:3]), int(offset[4:6])
+        if oh > 23 or om > 59:
+            raise BadRequest(f"{field} {text!r} has an invalid UTC offset")
+        seconds -= sign * (oh * 3600 + om * 60)
+    micros = int((m[7] or "0")[:6].ljust(6, "0"))
+    return seconds * US + micros
+
+
+def format_time(us: int) -> str:
+    """RFC 3339 UTC text of microseconds since the epoch (fraction only when non-zero)."""
+    seconds, micros = divmod(us, US)
+    text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if micros:
+        text += "." + f"{micros:06d}".rstrip("0")
+    return text + "Z"
+
+
+def tx_time_us(timestamp: tuple[int, int]) -> int:
+    """Microseconds of a transaction timestamp (seconds, nanos)."""
+    seconds, nanos = timestamp
+    return seconds * US + nanos // 1000
+
+
+def datetime_us(value: dt.datetime) -> int:
+    """Microseconds of an aware datetime (e.g. a certificate's validity), without floats."""
+    utc = value.astimezone(dt.UTC)
+    return calendar.timegm(utc.timetuple()) * US + utc.microsecond

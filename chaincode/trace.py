@@ -1,0 +1,297 @@
+"""SEZ consignment events: accredited operators anchor EPCIS 2.0 event hashes in Merkle batches.
+
+>>> invoke(stub, "RegisterSezOperator", ['{"sez": "KZ-KHORGOS", "name": …, "operator_subject": …}'])
+>>> invoke(stub, "AnchorEvents", [json.dumps({"sez": "KZ-KHORGOS", "events": [...]})])
+>>> invoke(stub, "VerifyTrail", ['{"consignment_ref": "25KZ1234567-0001"}'])
+
+An SEZ is registered by the administration of its country (the SEZ code starts with the
+country); its operators are identities of that administration with the role
+``sez-operator`` and ``attrs.sez`` equal to the SEZ, registered by subject. An operator
+anchors events of its OWN zone only. Each event is stored with its CBV 2.0 event hash
+(``ni:///sha-256;<hex>?ver=CBV2.0``), the indexed fields, its sequence number in the
+consignment and the hash of the consignment's previous event — the contract links it
+itself and refuses a caller-supplied link that disagrees. A batch is an RFC 6962 Merkle
+tree over the canonical JSON of the stored event fields, in batch order; each event
+gets its inclusion proof. Corrections are new events whose ``corrects`` list
+(errorDeclaration) names earlier events of the same consignment; nothing is edited.
+Trails are keyed by consignment + sequence number, so a trail query reads only that
+consignment's keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import registry
+from .aeo import AEO_ID
+from .canonical import canonical_json
+from .context import Context, Fields, one_object
+from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .merkle import leaf_hash, tree, verify_inclusion
+from .timeutil import format_time
+
+__all__ = ["EVENT_HASH", "EVENT_TYPES", "FUNCTIONS", "SEZ_CODE", "leaf_of"]
+
+EVENT_HASH = re.compile(r"ni:///sha-256;[0-9a-f]{64}\?ver=CBV2\.0\Z")
+SEZ_CODE = re.compile(r"([A-Z]{2})-[A-Z0-9][A-Z0-9-]{0,31}\Z")
+CONSIGNMENT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9./:_-]{0,127}\Z")
+EVENT_TYPES = (
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransactionEvent",
+    "TransformationEvent",
+    "AssociationEvent",
+)
+MAX_BATCH = 4096
+LEAF_FIELDS = (
+    "event_hash",
+    "consignment_ref",
+    "seq",
+    "prev_event_hash",
+    "event_type",
+    "biz_step",
+    "disposition",
+    "event_time",
+    "location",
+    "aeo_id",
+    "sez",
+    "corrects",
+)
+
+
+@dataclass(frozen=True)
+class ConsignmentEvent:
+    event_hash: str
+    consignment_ref: str
+    event_type: str
+    biz_step: str
+    disposition: str | None
+    event_time: str
+    location: str
+    aeo_id: str | None
+    prev_event_hash: str | None
+    corrects: tuple[str, ...]
+
+
+def _event(f: Fields) -> ConsignmentEvent:
+    event = ConsignmentEvent(
+        event_hash=f.text("event_hash", pattern=EVENT_HASH),
+        consignment_ref=f.text("consignment_ref", pattern=CONSIGNMENT_REF),
+        event_type=f.text("event_type", choices=EVENT_TYPES),
+        biz_step=f.text("biz_step"),
+        disposition=f.opt_text("disposition"),
+        event_time=format_time(f.time("event_time")),
+        location=f.text("location", max_len=512),
+        aeo_id=f.opt_text("aeo_id", pattern=AEO_ID),
+        prev_event_hash=f.opt_text("prev_event_hash", pattern=EVENT_HASH),
+        corrects=f.texts("corrects", pattern=EVENT_HASH, max_items=64, optional=True),
+    )
+    f.done()
+    return event
+
+
+def leaf_of(entry: dict[str, Any]) -> bytes:
+    """The Merkle leaf hash of a stored event (its LEAF_FIELDS, canonical JSON)."""
+    return leaf_hash(canonical_json({k: entry[k] for k in LEAF_FIELDS}))
+
+
+def register_sez_operator(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "registration")
+    sez = f.text("sez", pattern=SEZ_CODE)
+    name = f.text("name", max_len=512)
+    subject = f.text("operator_subject", max_len=1024)
+    f.done()
+    me = registry.require_member(ctx, "admin")
+    if me["country"] != sez[:2]:
+        raise Forbidden(f"{me['msp_id']} ({me['country']}) may not accredit operators of {sez}")
+    key = ctx.key("sez", sez)
+    record: dict[str, Any] = ctx.get(key) or {
+        "sez": sez,
+        "country": me["country"],
+        "msp_id": me["msp_id"],
+        "name": name,
+        "operators": [],
+    }
+    if any(op["subject"] == subject for op in record["operators"]):
+        raise Conflict(f"{subject} is already an operator of {sez}")
+    record["operators"].append({"subject": subject, "registered": ctx.step()})
+    ctx.put(key, record)
+    ctx.emit("SezOperatorRegistered", sez=sez, subject=subject)
+    return record
+
+
+def _operator(ctx: Context, sez: str) -> None:
+    who = ctx.require_role("sez-operator")
+    if who.attrs.get("sez") != sez:
+        raise Forbidden(
+            f"an operator of {who.attrs.get('sez') or 'no SEZ'} may not anchor events of {sez}"
+        )
+    record: dict[str, Any] | None = ctx.get(ctx.key("sez", sez))
+    if record is None:
+        raise NotFound(f"SEZ {sez} is not registered")
+    if who.msp_id != record["msp_id"]:
+        raise Forbidden(f"{who.msp_id} is not the administration that accredits {sez}")
+    if not any(op["subject"] == who.subject for op in record["operators"]):
+        raise Forbidden(f"{who.subject} is not a registered operator of {sez}")
+
+
+def anchor_events(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "batch")
+    sez = f.text("sez", pattern=SEZ_CODE)
+    events = [_event(e) for e in f.objs("events", min_items=1, max_items=MAX_BATCH)]
+    f.done()
+    hashes = [e.event_hash for e in events]
+    if len(set(hashes)) != len(hashes):
+        raise BadRequest("batch lists the same event hash twice")
+    _operator(ctx, sez)
+    heads: dict[str, dict[str, Any]] = {}
+    batch_events: dict[str, str] = {}  # event hash -> consignment, for corrections in the batch
+    entries: list[dict[str, Any]] = []
+    corrections: list[dict[str, Any]] = []
+    for ev in events:
+        if ctx.get(ctx.key("event", ev.event_hash)) is not None:
+            raise Conflict(f"event {ev.event_hash} is already anchored")
+        head = heads.get(ev.consignment_ref) or ctx.get(ctx.key("consignment", ev.consignment_ref))
+        expected = head["event_hash"] if head else None
+        if ev.prev_event_hash is not None and ev.prev_event_hash != expected:
+            raise Conflict(
+                f"prev_event_hash of {ev.event_hash} disagrees with the last event of "
+                f"consignment {ev.consignment_ref} ({expected or 'none'})"
+            )
+        for corrected in ev.corrects:
+            owner = batch_events.get(corrected)
+            if owner is None:
+                found = ctx.get(ctx.key("event", corrected))
+                owner = None if found is None else found["consignment_ref"]
+            if owner is None:
+                raise NotFound(f"corrected event {corrected} not found")
+            if owner != ev.consignment_ref:
+                raise Conflict(f"corrected event {corrected} belongs to another consignment")
+            corrections.append({"event_hash": ev.event_hash, "corrects": corrected})
+        seq = (head["seq"] if head else 0) + 1
+        entry = {
+            "event_hash": ev.event_hash,
+            "consignment_ref": ev.consignment_ref,
+            "seq": seq,
+            "prev_event_hash": expected,
+            "event_type": ev.event_type,
+            "biz_step": ev.biz_step,
+            "disposition": ev.disposition,
+            "event_time": ev.event_time,
+            "location": ev.location,
+            "aeo_id": ev.aeo_id,
+            "sez": sez,
+            "corrects": list(ev.corrects),
+        }
+        entries.append(entry)
+        heads[ev.consignment_ref] = {"seq": seq, "event_hash": ev.event_hash, "sez": sez}
+        batch_events[ev.event_hash] = ev.consignment_ref
+    leaves = [leaf_of(e) for e in entries]
+    root, paths = tree(leaves)
+    root_hex = root.hex()
+    proofs = []
+    for i, entry in enumerate(entries):
+        path = [p.hex() for p in paths[i]]
+        entry.update(
+            batch_id=ctx.tx_id,
+            batch_root=root_hex,
+            leaf_index=i,
+            batch_size=len(entries),
+            proof=path,
+            anchored_at=ctx.now_text,
+            by=ctx.identity.who(),
+        )
+        ref, seq = entry["consignment_ref"], entry["seq"]
+        ctx.put(ctx.key("trail", ref, f"{seq:012d}"), entry)
+        ctx.put(ctx.key("event", entry["event_hash"]), {"consignment_ref": ref, "seq": seq})
+        proofs.append(
+            {
+                "event_hash": entry["event_hash"],
+                "consignment_ref": ref,
+                "seq": seq,
+                "leaf_index": i,
+                "leaf_hash": leaves[i].hex(),
+                "path": path,
+            }
+        )
+    for ref in sorted(heads):
+        ctx.put(ctx.key("consignment", ref), heads[ref])
+    ctx.put(
+        ctx.key("batch", ctx.tx_id),
+        {
+            "batch_id": ctx.tx_id,
+            "root": root_hex,
+            "size": len(entries),
+            "sez": sez,
+            "anchored_at": ctx.now_text,
+        },
+    )
+    ctx.emit(
+        "EventsAnchored",
+        sez=sez,
+        batch_root=root_hex,
+        size=len(entries),
+        consignments=sorted(heads),
+    )
+    for c in corrections:
+        ctx.emit("EventCorrected", **c)
+    return {"batch_id": ctx.tx_id, "batch_root": root_hex, "size": len(entries), "proofs": proofs}
+
+
+def _ref(args: list[str]) -> str:
+    f = Fields(one_object(args), "query")
+    ref = f.text("consignment_ref", pattern=CONSIGNMENT_REF)
+    f.done()
+    return ref
+
+
+def _trail(ctx: Context, ref: str) -> list[dict[str, Any]]:
+    trail = [entry for _k, entry in ctx.scan("trail", ref)]
+    if not trail:
+        raise NotFound(f"consignment {ref} has no anchored events")
+    return trail
+
+
+def get_trail(ctx: Context, args: list[str]) -> Any:
+    return _trail(ctx, _ref(args))
+
+
+def verify_trail(ctx: Context, args: list[str]) -> Any:
+    ref = _ref(args)
+    trail = _trail(ctx, ref)
+    problems: list[str] = []
+    roots: dict[str, str | None] = {}
+    prev: str | None = None
+    for i, entry in enumerate(trail, start=1):
+        h = entry["event_hash"]
+        if entry["seq"] != i:
+            problems.append(f"event {h}: sequence {entry['seq']}, expected {i}")
+        if entry["prev_event_hash"] != prev:
+            problems.append(f"event {h}: link to the previous event is broken")
+        batch_id = entry["batch_id"]
+        if batch_id not in roots:
+            batch = ctx.get(ctx.key("batch", batch_id))
+            roots[batch_id] = None if batch is None else batch["root"]
+        root = roots[batch_id]
+        if root is None or root != entry["batch_root"]:
+            problems.append(f"event {h}: batch {batch_id} root is missing or differs")
+        elif not verify_inclusion(
+            leaf_of(entry),
+            entry["leaf_index"],
+            entry["batch_size"],
+            [bytes.fromhex(p) for p in entry["proof"]],
+            bytes.fromhex(root),
+        ):
+            problems.append(f"event {h}: Merkle inclusion proof fails")
+        prev = h
+    return {"consignment_ref": ref, "ok": not problems, "events": len(trail), "problems": problems}
+
+
+FUNCTIONS = {
+    "RegisterSezOperator": register_sez_operator,
+    "AnchorEvents": anchor_events,
+    "GetTrail": get_trail,
+    "VerifyTrail": verify_trail,
+}
