@@ -20,7 +20,6 @@ from cryptography.x509.oid import NameOID
 
 from trust_services.cades import CadesSigner, Level, signature_timestamp_time
 from trust_services.errors import InputError
-from trust_services.pades import PadesLevel, PadesSigner, sign_pdf
 from trust_services.pki import OrgPki
 from trust_services.revocation import PkiRevocationSource
 from trust_services.tsa import SerialAllocator, TimestampAuthority, Timestamper
@@ -151,8 +150,8 @@ def register(app: typer.Typer) -> None:
         root: DirOpt,
         org: OrgOpt,
         level: Annotated[
-            PadesLevel, typer.Option("--level", help="PAdES baseline level.", case_sensitive=False)
-        ] = PadesLevel.B_B,
+            str, typer.Option("--level", help="PAdES baseline level: B-B, B-T, B-LT or B-LTA.")
+        ] = "B-B",
         key: Annotated[
             str, typer.Option("--key", help="Key label: 'seal' or an officer's key.")
         ] = "seal",
@@ -161,23 +160,33 @@ def register(app: typer.Typer) -> None:
         pin_file: PinFileOpt = None,
     ) -> None:
         """Sign a PDF (PAdES B-B, B-T, B-LT or B-LTA) with the e-seal or an officer's key."""
+        # pyHanko is imported only here: it is slow to import, and it registers asn1crypto
+        # extension parsers (QCStatements) that other commands need not see
+        from trust_services.pades import PadesLevel, PadesSigner, sign_pdf
+
+        try:
+            pades_level = PadesLevel(level.upper())
+        except ValueError:
+            raise InputError(
+                f"unknown PAdES level {level!r} (one of B-B, B-T, B-LT, B-LTA)"
+            ) from None
         data = read_input(infile, "PDF")
         if infile.resolve() == outfile.resolve():
             raise InputError("the output must not overwrite the input PDF")
         pki = open_pki(root, org, passphrase_file, pin_file)
-        timestamper = org_timestamper(pki, tsa) if level is not PadesLevel.B_B else None
-        needs_revocation = level in (PadesLevel.B_LT, PadesLevel.B_LTA)
+        timestamper = org_timestamper(pki, tsa) if pades_level is not PadesLevel.B_B else None
+        needs_revocation = pades_level in (PadesLevel.B_LT, PadesLevel.B_LTA)
         signer = PadesSigner.for_org(
             pki,
             key,
             timestamper=timestamper,
             revocation=PkiRevocationSource(pki) if needs_revocation else None,
         )
-        signed = sign_pdf(data, signer, level)
+        signed = sign_pdf(data, signer, pades_level)
         outfile.write_bytes(signed)
         console.print(
             f"signed PDF {infile} as {_cn(signer.certificate)} ({org}), "
-            f"PAdES {level.value} → {outfile}",
+            f"PAdES {pades_level.value} → {outfile}",
             highlight=False,
             soft_wrap=True,
         )
