@@ -224,7 +224,12 @@ def test_crl_after_revoke_is_picked_up(
 
 
 # ------------------------------------------------------------------ serve() with workers
-def test_serve_with_two_workers_and_a_clean_stop(consortium: Consortium, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "stop_signal"), [(2, signal.SIGINT), (1, signal.SIGTERM)], ids=["2-int", "1-term"]
+)
+def test_serve_and_a_clean_stop(
+    consortium: Consortium, tmp_path: Path, workers: int, stop_signal: signal.Signals
+) -> None:
     passphrase = tmp_path / "pw"
     passphrase.write_bytes(PASSPHRASE)
     command = [
@@ -240,7 +245,7 @@ def test_serve_with_two_workers_and_a_clean_stop(consortium: Consortium, tmp_pat
         "--port",
         "0",
         "--workers",
-        "2",
+        str(workers),
         "--passphrase-file",
         str(passphrase),
     ]
@@ -262,7 +267,7 @@ def test_serve_with_two_workers_and_a_clean_stop(consortium: Consortium, tmp_pat
             tst = granted(reply.content)["time_stamp_token"]["content"]["encap_content_info"]
             serials.append(tst["content"].parsed["serial_number"].native)
         assert len(set(serials)) == len(serials)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         _out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
