@@ -120,6 +120,13 @@ def test_http_errors_are_problem_json(trust_server: LiveServer, client: httpx.Cl
 
     problem(client.post(tsa, content=chunks(), headers=TSQ), 413)
     problem(client.get(trust_server.url("KZ-CUSTOMS", "/ocsp/%%%not-base64")), 400)
+    upgrade = {
+        "connection": "Upgrade",
+        "upgrade": "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    assert client.get(f"{trust_server.base_url}/health", headers=upgrade).status_code == 200
 
 
 def test_single_org_is_also_served_at_the_root(consortium: Consortium) -> None:

@@ -392,6 +392,7 @@ def uvicorn_config(app: TrustServicesApp, *, log_level: str = "warning", **overr
 
     options: dict[str, Any] = {
         "http": "httptools",
+        "ws": "none",  # no WebSocket endpoints: an Upgrade request is plain HTTP
         "loop": "uvloop",
         "lifespan": "on",
         "access_log": False,
