@@ -48,7 +48,7 @@ def qc_statement_ids(cert: x509.Certificate) -> dict[str, bytes | None]:
     out: dict[str, bytes | None] = {}
     for ext in parsed["tbs_certificate"]["extensions"]:
         if ext["extn_id"].dotted == "1.3.6.1.5.5.7.1.3":
-            for statement in _QcStatements.load(ext["extn_value"].native):
+            for statement in _QcStatements.load(ext["extn_value"].contents):
                 info = statement["statement_info"]
                 out[statement["statement_id"].dotted] = info.dump() if info.native else None
     return out
