@@ -396,6 +396,7 @@ def uvicorn_config(app: TrustServicesApp, *, log_level: str = "warning", **overr
         "loop": "uvloop",
         "lifespan": "on",
         "access_log": False,
+        "proxy_headers": False,  # client addresses are not used: skip the middleware
         "log_level": log_level,
         "server_header": False,
         "date_header": False,
