@@ -92,11 +92,24 @@ class LiveServer:
         self.stop()
 
 
+#: one server per consortium and process, however many test modules import the fixture
+_SHARED: dict[Path, LiveServer] = {}
+
+
 @pytest.fixture(scope="session")
 def trust_server(consortium: Consortium) -> Iterator[LiveServer]:
     """The service hosting KZ-CUSTOMS, UZ-CUSTOMS and KG-CUSTOMS of ``consortium``."""
-    with LiveServer([consortium.kz, consortium.uz, consortium.kg]) as server:
+    shared = _SHARED.get(consortium.root)
+    if shared is not None:  # set up by the same fixture imported into another module
+        yield shared
+        return
+    server = LiveServer([consortium.kz, consortium.uz, consortium.kg]).start()
+    _SHARED[consortium.root] = server
+    try:
         yield server
+    finally:
+        _SHARED.pop(consortium.root, None)
+        server.stop()
 
 
 OnlinePkiFactory = Callable[..., OrgPki]

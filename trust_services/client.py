@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -73,6 +74,7 @@ class HttpTimestamper:
         self.url = url
         self.timeout = timeout
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HttpTimestamper({self.url!r})"
@@ -89,9 +91,10 @@ class HttpTimestamper:
         self.close()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def issue(
         self,
@@ -125,10 +128,12 @@ class HttpTimestamper:
         return reply, token, info
 
     def _post(self, query: bytes) -> bytes:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            client = self._client
         try:
-            with self._client.stream(
+            with client.stream(
                 "POST",
                 self.url,
                 content=query,
