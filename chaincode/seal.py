@@ -55,6 +55,13 @@ def _reject(reason: str) -> Forbidden:
     return Forbidden(f"seal rejected: {reason}")
 
 
+def _algorithm(el: der.Element, what: str) -> str:
+    parts = el.expect(der.SEQUENCE, what).children()
+    if not parts:
+        raise _reject(f"empty {what}")
+    return der.oid_value(parts[0])
+
+
 def _attributes(signed_attrs: der.Element) -> dict[str, list[der.Element]]:
     found: dict[str, list[der.Element]] = {}
     for attr in signed_attrs.children():
@@ -178,8 +185,16 @@ def verify_seal(
         return _verify(seal, content, roots, at_us)
     except der.DerError as exc:
         raise _reject(f"malformed CMS: {exc}") from None
-    except ValueError:
-        raise _reject("malformed CMS structure") from None
+    except (
+        ValueError,
+        TypeError,
+        UnsupportedAlgorithm,
+        x509.InvalidVersion,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ):
+        # cryptography parses certificates lazily: a damaged field surfaces here
+        raise _reject("malformed CMS structure or certificate") from None
 
 
 def _verify(
@@ -212,7 +227,7 @@ def _verify(
     if len(si) < 6:
         raise _reject("truncated SignerInfo")
     sid, digest_el, signed_attrs, sig_alg_el, signature_el = si[1], si[2], si[3], si[4], si[5]
-    digest_oid = der.oid_value(digest_el.expect(der.SEQUENCE, "DigestAlgorithm").children()[0])
+    digest_oid = _algorithm(digest_el, "DigestAlgorithm")
     if digest_oid not in DIGESTS:
         raise _reject(f"unsupported digest algorithm {digest_oid}")
     digest_name, digest_alg = DIGESTS[digest_oid]
@@ -227,7 +242,7 @@ def _verify(
     )
     if message_digest != hashlib.new(digest_name, content).digest():
         raise _reject("the message digest does not match the canonical JSON of the record")
-    sig_alg = der.oid_value(sig_alg_el.expect(der.SEQUENCE, "SignatureAlgorithm").children()[0])
+    sig_alg = _algorithm(sig_alg_el, "SignatureAlgorithm")
     signer = _find_signer(sid, certs)
     _verify_signature(
         signer,
