@@ -22,74 +22,25 @@ Use the fixtures by importing them into a test module::
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 
 import pytest
-import uvicorn
 
 from tests.conftest import PASSPHRASE, Consortium
 from trust_services.pki import OrgPki, init_pki
-from trust_services.server import TrustServicesApp, bind_socket, uvicorn_config
+from trust_services.server import BackgroundServer, TrustServicesApp
 
 __all__ = ["LiveServer", "make_online_pki", "trust_server"]
 
 _mounts = itertools.count(1)
 
 
-class LiveServer:
+class LiveServer(BackgroundServer):
     """The trust-services app served by uvicorn in a thread, on 127.0.0.1:<free port>."""
 
     def __init__(self, pkis: Iterable[OrgPki] = ()) -> None:
-        self.app = TrustServicesApp(pkis)
-        self._sock = bind_socket("127.0.0.1", 0)
-        self.port: int = self._sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn_config(self.app, log_config=None))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def url(self, org: str | OrgPki, path: str = "") -> str:
-        """``{base}/orgs/{org}{path}``, e.g. ``url("KZ-CUSTOMS", "/ocsp")``."""
-        name = org.org if isinstance(org, OrgPki) else org
-        return f"{self.base_url}/orgs/{name}{path}"
-
-    def base_url_for(self, mount: str) -> str:
-        """What to give ``init_pki(base_url=...)`` for a PKI hosted as ``mount``."""
-        return f"{self.base_url}/orgs/{mount}"
-
-    def add(self, pki: OrgPki, mount: str | None = None) -> str:
-        """Host one more (unlocked) PKI; returns its mount name."""
-        return self.app.add_org(pki, mount=mount)
-
-    def start(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the trust-services test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
-        self._sock.close()
-
-    def __enter__(self) -> LiveServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(TrustServicesApp(pkis))
 
 
 #: one server per consortium and process, however many test modules import the fixture

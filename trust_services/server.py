@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -54,6 +54,7 @@ from .tsa import DEFAULT_POLICY, SerialAllocator, TimestampAuthority
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "BackgroundServer",
     "OrgServices",
     "TrustServicesApp",
     "serve",
@@ -405,6 +406,60 @@ def uvicorn_config(app: TrustServicesApp, *, log_level: str = "warning", **overr
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
+
+
+class BackgroundServer:
+    """The service in a background thread of this process, on ``host`` and a free port.
+
+    For the demo and the tests; production runs :func:`serve`. Organisations can be
+    added while it runs (:meth:`add`), so a PKI whose certificates name this server's
+    URLs can be created after the port is known (:meth:`base_url_for`).
+    """
+
+    def __init__(self, app: TrustServicesApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self.app = app
+        self._sock = bind_socket(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        self.base_url = f"http://{host}:{self.port}"
+        self._server = uvicorn.Server(uvicorn_config(app, log_config=None))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def url(self, org: str | OrgPki, path: str = "") -> str:
+        """``{base}/orgs/{org}{path}``, e.g. ``url("KZ-CUSTOMS", "/ocsp")``."""
+        name = org.org if isinstance(org, OrgPki) else org
+        return f"{self.base_url}/orgs/{name}{path}"
+
+    def base_url_for(self, mount: str) -> str:
+        """What to give ``init_pki(base_url=...)`` for a PKI hosted as ``mount``."""
+        return f"{self.base_url}/orgs/{mount}"
+
+    def add(self, pki: OrgPki, mount: str | None = None) -> str:
+        """Host one more (unlocked) PKI; returns its mount name."""
+        return self.app.add_org(pki, mount=mount)
+
+    def start(self, timeout: float = 30.0) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise TrustServiceError("the trust-services server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
 
 def serve(
