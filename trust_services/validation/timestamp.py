@@ -16,12 +16,19 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asn1crypto import core, tsp
-
 from ..errors import InputError
 from ._cms import check_signer, embedded_revocation, load_signed_data
 from ._crypto import HASH_NAMES_BY_OID
-from ._der_parse import ParsedSignedData, parse_tst_info
+from ._der_parse import (
+    INTEGER,
+    OID,
+    SEQUENCE,
+    ParsedSignedData,
+    children,
+    integer,
+    parse_tst_info,
+    tlv,
+)
 from .chain import CertificateValidator, ChainResult, EmbeddedRevocation, Usage
 from .report import (
     Check,
@@ -188,26 +195,39 @@ def check_token(
     )
 
 
+_STATUS = {0: "granted", 1: "granted with modifications", 2: "rejection", 3: "waiting"}
+
+
 def _split_response(der: bytes) -> bytes:
     """The token of a TimeStampResp, or ``der`` itself when it is a bare token."""
     try:
-        outer = core.Sequence.load(der, strict=True)
-        first = outer[0]
-    except (ValueError, TypeError, IndexError):
+        tag, start, end = tlv(der, 0, len(der))
+        if tag != SEQUENCE or end != len(der):
+            raise ValueError("not a SEQUENCE")
+        parts = children(der, start, end)
+        if not parts:
+            raise ValueError("empty")
+        if parts[0][0] == OID:
+            return der
+        if parts[0][0] != SEQUENCE:
+            raise ValueError("neither a token nor a response")
+        status_info = children(der, parts[0][1], parts[0][2])
+        if not status_info or status_info[0][0] != INTEGER:
+            raise ValueError("bad PKIStatusInfo")
+        status = integer(der[status_info[0][1] : status_info[0][2]])
+        texts: list[str] = []
+        if len(status_info) > 1 and status_info[1][0] == SEQUENCE:
+            for t, s, e, _el in children(der, status_info[1][1], status_info[1][2]):
+                if t == 0x0C:
+                    texts.append(der[s:e].decode(errors="replace"))
+    except (ValueError, IndexError):
         raise InputError("not a DER timestamp response or token") from None
-    if isinstance(first, core.ObjectIdentifier) or first.tag == 6:
-        return der
-    try:
-        resp = tsp.TimeStampResp.load(der, strict=True)
-        status = resp["status"]["status"].native
-        token = resp["time_stamp_token"]
-    except (ValueError, TypeError, KeyError):
-        raise InputError("not a DER timestamp response or token") from None
-    if status not in ("granted", "granted_with_mods") or isinstance(token, core.Void):
-        text = resp["status"]["status_string"].native
-        detail = f": {'; '.join(text)}" if text else ""
-        raise InputError(f"the timestamp response is a refusal ({status}){detail}")
-    return bytes(token.dump())
+    if status not in (0, 1) or len(parts) < 2:
+        detail = f": {'; '.join(texts)}" if texts else ""
+        raise InputError(
+            f"the timestamp response is a refusal ({_STATUS.get(status, status)}){detail}"
+        )
+    return der[parts[1][3] : parts[1][2]]
 
 
 def validate_timestamp(
