@@ -8,6 +8,7 @@ here goes to the network.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,10 +84,15 @@ def certificates_of(
     return out
 
 
+@functools.lru_cache(maxsize=1024)
+def _issuer_der(cert: x509.Certificate) -> bytes:
+    return cert.issuer.public_bytes()
+
+
 def _find_signer(si: ParsedSignerInfo, certs: list[x509.Certificate]) -> x509.Certificate | None:
     if si.sid_kind == "issuer_serial":
         for cert in certs:
-            if cert.serial_number == si.sid_serial and cert.issuer.public_bytes() == si.sid_issuer:
+            if cert.serial_number == si.sid_serial and _issuer_der(cert) == si.sid_issuer:
                 return cert
         return None
     for cert in certs:

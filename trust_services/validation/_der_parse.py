@@ -10,6 +10,7 @@ normalised to DER by asn1crypto, and anything malformed is a ValueError.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 __all__ = ["ParsedSignedData", "ParsedSignerInfo", "ParsedTstInfo", "parse_signed_data"]
@@ -58,6 +59,7 @@ def children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]
     return out
 
 
+@functools.lru_cache(maxsize=512)
 def oid_text(contents: bytes) -> str:
     if not contents or contents[-1] & 0x80:
         raise ValueError("bad OID")

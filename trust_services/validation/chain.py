@@ -41,7 +41,7 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -123,9 +123,13 @@ class _Status:
 @dataclass
 class _Caches:
     certs: dict[bytes, x509.Certificate] = field(default_factory=dict)
-    paths: dict[tuple[bytes, tuple[bytes, ...], str], _Path] = field(default_factory=dict)
-    ocsp: dict[tuple[bytes, bytes], list[_OcspEntry] | None] = field(default_factory=dict)
-    crls: dict[tuple[bytes, bytes], x509.CertificateRevocationList | None] = field(
+    paths: dict[tuple[x509.Certificate, frozenset[x509.Certificate]], _Path] = field(
+        default_factory=dict
+    )
+    ocsp: dict[tuple[bytes, x509.Certificate], list[_OcspEntry] | None] = field(
+        default_factory=dict
+    )
+    crls: dict[tuple[bytes, x509.Certificate], x509.CertificateRevocationList | None] = field(
         default_factory=dict
     )
 
@@ -162,10 +166,10 @@ class CertificateValidator:
         self.anchors = tuple(anchors)
         self.source = source
         self._store = xv.Store(list(self.anchors))
-        self._anchor_ders = {_der(a) for a in self.anchors}
+        self._anchor_set = frozenset(self.anchors)
         self._caches = _Caches()
         self._lock = threading.Lock()
-        self._key_hashes: dict[bytes, dict[str, tuple[bytes, bytes]]] = {}
+        self._key_hashes: dict[x509.Certificate, dict[str, tuple[bytes, bytes]]] = {}
 
     # ------------------------------------------------------------------ parsing
     def certificate(self, der: bytes) -> x509.Certificate:
@@ -178,7 +182,7 @@ class CertificateValidator:
         return cert
 
     def is_anchor(self, cert: x509.Certificate) -> bool:
-        return _der(cert) in self._anchor_ders
+        return cert in self._anchor_set
 
     # ------------------------------------------------------------------ paths
     def _verifier_at(self, when: dt.datetime) -> xv.ClientVerifier:
@@ -196,16 +200,15 @@ class CertificateValidator:
     def _path(
         self, cert: x509.Certificate, intermediates: Sequence[x509.Certificate], at: dt.datetime
     ) -> _Path:
-        leaf_der = _der(cert)
-        inter = tuple(sorted({_der(c) for c in intermediates if c is not cert}))
-        key = (leaf_der, inter, "")
+        inter = frozenset(c for c in intermediates if c != cert)
+        key = (cert, inter)
         cached = self._caches.paths.get(key)
         if cached is not None and (cached.chain is None or cached.start <= at <= cached.end):
             return cached
-        if leaf_der in self._anchor_ders:
+        if cert in self._anchor_set:
             path = _Path((cert,), None, cert.not_valid_before_utc, cert.not_valid_after_utc)
         else:
-            path = self._build_path(cert, [self.certificate(d) for d in inter], at)
+            path = self._build_path(cert, list(inter), at)
         _bounded(self._caches.paths)  # type: ignore[arg-type]
         self._caches.paths[key] = path
         return path
@@ -465,8 +468,7 @@ class CertificateValidator:
         return None, stale
 
     def _issuer_hashes(self, issuer: x509.Certificate, algorithm: str) -> tuple[bytes, bytes]:
-        key = _der(issuer)
-        per = self._key_hashes.setdefault(key, {})
+        per = self._key_hashes.setdefault(issuer, {})
         if algorithm not in per:
             from asn1crypto import keys
 
@@ -486,7 +488,7 @@ class CertificateValidator:
     def _ocsp_status(
         self, der: bytes, cert: x509.Certificate, issuer: x509.Certificate, source: str
     ) -> list[_Status]:
-        key = (der, _der(issuer))
+        key = (der, issuer)
         if key not in self._caches.ocsp:
             _bounded(self._caches.ocsp)  # type: ignore[arg-type]
             self._caches.ocsp[key] = self._parse_ocsp(der, issuer, source)
@@ -586,7 +588,7 @@ class CertificateValidator:
     def _crl_status(
         self, der: bytes, cert: x509.Certificate, issuer: x509.Certificate, source: str
     ) -> list[_Status]:
-        key = (der, _der(issuer))
+        key = (der, issuer)
         if key not in self._caches.crls:
             _bounded(self._caches.crls)  # type: ignore[arg-type]
             self._caches.crls[key] = self._parse_crl(der, issuer)
@@ -718,9 +720,3 @@ def _iso(when: dt.datetime | None) -> str:
 def _short(text: str | None) -> str:
     text = (text or "").split(" (encountered")[0]
     return text[:160]
-
-
-def certificate_hash(cert: x509.Certificate, algorithm: str = "sha256") -> bytes:
-    h = hashes.Hash({"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[algorithm])  # noqa: S303
-    h.update(_der(cert))
-    return h.finalize()
