@@ -173,8 +173,6 @@ def test_signature_without_signing_certificate_attribute(
     template = SignerTemplate.create(
         pki.key("seal"), pki.certificate("seal"), [pki.certificate("issuing")]
     )
-    unbound = SignerTemplate(**{**template.__dict__, "signing_certificate_attr": b""})
-    # an empty attribute would be malformed DER: build one without it instead
     from trust_services import _der
     from trust_services.cms import attribute
 
@@ -189,7 +187,7 @@ def test_signature_without_signing_certificate_attribute(
     )  # fmt: skip
     sd = _der.seq(
         _der.integer(1), _der.set_of(template.digest_alg), _der.seq(_der.oid(ID_DATA)),
-        _der.context(0, b"".join(unbound.certificates_der)), _der.set_of(signer_info),
+        _der.context(0, b"".join(template.certificates_der)), _der.set_of(signer_info),
     )  # fmt: skip
     der = _der.seq(_der.oid("1.2.840.113549.1.7.2"), _der.explicit(0, sd))
     report = validate_cades(der, DATA, validator)
@@ -348,3 +346,74 @@ def test_officer_signature_is_a_qualified_signature(fresh_pki: OrgPki, tmp_path:
     report = validate_cades(signer.sign(DATA, Level.B_B), DATA, validator)
     assert report.indication is Indication.TOTAL_PASSED, report.to_json()
     assert report.qualification == "qualified electronic signature under KZ legislation"
+
+
+# ---------------------------------------------------------------- interoperability
+def test_openssl_cades_signature_validates(fresh_pki: OrgPki, tmp_path: Path) -> None:
+    """A CAdES-B-B made by `openssl cms -sign -cades` (DER and PEM) passes here."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.tools import require_tool, run_tool
+    from trust_services.validation import verify
+
+    openssl = require_tool("openssl")
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = fresh_pki.issue_certificate(
+        CertProfile.OFFICER, key.public_key(), common_name="B. Inspector", label=None
+    )
+    key_path = tmp_path / "officer.key"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path = tmp_path / "officer.pem"
+    cert_path.write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
+    chain_path = tmp_path / "issuing.pem"
+    chain_path.write_bytes(fresh_pki.pem("issuing"))
+    data_path = tmp_path / "declaration.xml"
+    data_path.write_bytes(b"<declaration ucr='5KZ1'/>")
+    validator = CertificateValidator(
+        [fresh_pki.certificate("root")], source=PkiRevocationSource(fresh_pki)
+    )
+    for form in ("DER", "PEM"):
+        sig_path = tmp_path / f"sig.{form.lower()}"
+        run_tool(
+            openssl, "cms", "-sign", "-binary", "-cades", "-md", "sha256",
+            "-in", data_path, "-signer", cert_path, "-inkey", key_path,
+            "-certfile", chain_path, "-outform", form, "-out", sig_path,
+        )  # fmt: skip
+        (report,) = verify(data_path.read_bytes(), sig_path.read_bytes(), validator=validator)
+        assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+        assert report.qualification == "qualified electronic signature under KZ legislation"
+        assert report.claimed_signing_time is not None
+        (bad,) = verify(b"<declaration ucr='5KZ2'/>", sig_path.read_bytes(), validator=validator)
+        assert bad.sub_indication is SubIndication.HASH_FAILURE
+
+
+def test_claimed_signing_time_after_the_timestamp_is_flagged(
+    consortium: Consortium, validator: CertificateValidator, tmp_path: Path
+) -> None:
+    pki = consortium.kz
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    signer = CadesSigner.for_org(pki, timestamper=tsa_for(pki, tmp_path), clock=lambda: later)
+    report = validate_cades(signer.sign(DATA, Level.B_T), DATA, validator)
+    assert any("later than the signature timestamp" in n for n in report.notes), report.notes
+
+
+def test_revocation_after_poe_is_reported_in_status(fresh_pki: OrgPki, tmp_path: Path) -> None:
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    signer = CadesSigner.for_org(
+        fresh_pki, timestamper=tsa_for(fresh_pki, tmp_path, lambda: earlier)
+    )
+    b_t = signer.sign(DATA, Level.B_T)
+    fresh_pki.revoke(fresh_pki.certificate("seal").serial_number)
+    validator = CertificateValidator(
+        [fresh_pki.certificate("root")], source=PkiRevocationSource(fresh_pki)
+    )
+    report = validate_cades(b_t, DATA, validator)
+    assert report.passed
+    assert "revoked only after the proof of existence" in report.status.message

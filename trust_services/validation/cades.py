@@ -246,7 +246,9 @@ def validate_signed_data(
         )
         if signer.certificate is None:
             return report(
-                _Verdict(ind, sub), Check.indeterminate("not checked"), Check.indeterminate("")
+                _Verdict(ind, sub),
+                Check.indeterminate("not checked: no signing certificate"),
+                Check.indeterminate("not checked: no signing certificate"),
             )
         if ind is Indication.TOTAL_FAILED:
             return report(

@@ -203,7 +203,7 @@ class CertificateValidator:
         inter = frozenset(c for c in intermediates if c != cert)
         key = (cert, inter)
         cached = self._caches.paths.get(key)
-        if cached is not None and (cached.chain is None or cached.start <= at <= cached.end):
+        if cached is not None:  # validity in time is judged apart, from start/end
             return cached
         if cert in self._anchor_set:
             path = _Path((cert,), None, cert.not_valid_before_utc, cert.not_valid_after_utc)
@@ -305,6 +305,7 @@ class CertificateValidator:
         status_notes: list[str] = []
         outcome: tuple[Indication, SubIndication, str] | None = None
         stale_found = False
+        revoked_after_poe: list[str] = []
         for index, subject in enumerate(chain[:-1]):
             issuer = chain[index + 1]
             st, stale = self._status(subject, issuer, ref, poe, embedded)
@@ -327,6 +328,7 @@ class CertificateValidator:
             if st.status == "revoked" and st.revoked_at is not None:
                 r_at = st.revoked_at
                 if poe is not None and poe < r_at:
+                    revoked_after_poe.append(who)
                     notes.append(
                         f"the {who} was revoked at {_iso(r_at)}, after the proof of existence"
                         f" at {_iso(poe)}: the signature stands"
@@ -357,8 +359,14 @@ class CertificateValidator:
                     SubIndication.TRY_LATER,
                     f"the status of the {who} is unknown",
                 )
-        if outcome is None:
-            status = Check.passed("not revoked", *status_notes, *notes)
+        if outcome is None and revoked_after_poe:
+            status = Check.passed(
+                f"the {', '.join(revoked_after_poe)} was revoked only after the proof of existence",
+                *status_notes,
+                *notes,
+            )
+        elif outcome is None:
+            status = Check.passed("not revoked", *status_notes)
         elif outcome[0] is Indication.TOTAL_FAILED:
             status = Check.failed(outcome[2], *status_notes)
         else:

@@ -29,7 +29,9 @@ class Kind(StrEnum):
 
 def unarmor(data: bytes) -> bytes:
     """DER from a PEM-armoured CMS/PKCS7 (``-----BEGIN CMS-----``), or ``data`` as is."""
-    match = _PEM.search(data[:4096] if len(data) > 1 << 20 else data)
+    if data[:64].lstrip()[:11] != b"-----BEGIN ":
+        return data
+    match = _PEM.search(data)
     if match is None:
         return data
     try:
@@ -81,7 +83,7 @@ def detect(file: bytes, signature: bytes | None) -> Kind:
                 " timestamp response or token"
             )
         return kind
-    if file.lstrip()[:5] == b"%PDF-":
+    if file[:1024].lstrip()[:5] == b"%PDF-":
         return Kind.PADES
     kind = _der_kind(unarmor(file))
     if kind is Kind.TIMESTAMP:

@@ -49,7 +49,7 @@ def _open(pdf: bytes) -> Any:
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    if not pdf.lstrip()[:5] == b"%PDF-":
+    if pdf[:1024].lstrip()[:5] != b"%PDF-":
         raise InputError("not a PDF (no %PDF- header)")
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
@@ -103,7 +103,6 @@ def validate_pades(
     if not signatures:
         raise InputError("the PDF holds no signature")
     dss = _dss(reader)
-    dss_certs: list[Any] = []
 
     checked_ts: list[tuple[int, TokenCheck]] = []
     for ts in doc_timestamps:
@@ -122,7 +121,7 @@ def validate_pades(
 
     reports = []
     for emb in signatures:
-        reports.append(_validate_one(emb, validator, at, dss, checked_ts, dss_certs))
+        reports.append(_validate_one(emb, validator, at, dss, checked_ts))
     return reports
 
 
@@ -132,7 +131,6 @@ def _validate_one(
     at: dt.datetime,
     dss: EmbeddedRevocation,
     doc_timestamps: list[tuple[int, TokenCheck]],
-    _dss_certs: list[Any],
 ) -> ValidationReport:
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
