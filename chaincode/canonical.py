@@ -100,11 +100,60 @@ def _write(value: Any, out: list[str], depth: int) -> None:
         raise CanonicalJsonError(f"{type(value).__name__} is not a JSON value")
 
 
+def _fast_ok(value: Any, depth: int) -> bool:
+    """Check ``value`` for the fast path; False when only the general writer may encode it.
+
+    The fast path is the C JSON encoder with sorted keys: its string escaping is exactly
+    RFC 8785's (ensure_ascii=False), and code-point order equals UTF-16 order unless a
+    key holds a character beyond U+FFFF, so such objects take the general writer.
+    """
+    if depth > MAX_DEPTH:
+        raise CanonicalJsonError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise CanonicalJsonError(f"integer {value} is outside ±(2**53 - 1)")
+        return True
+    if kind is dict:
+        ok = True
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if not key.isascii() and max(key) > "\uffff":
+                ok = False
+            if not _fast_ok(item, depth + 1):
+                ok = False
+        return ok
+    if kind is list or kind is tuple:
+        ok = True
+        for item in value:
+            if not _fast_ok(item, depth + 1):
+                ok = False
+        return ok
+    if kind is float:
+        raise CanonicalJsonError("floats are not allowed: use integers or decimal strings")
+    return False
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of ``value``; raises CanonicalJsonError."""
-    out: list[str] = []
-    _write(value, out, 0)
-    return "".join(out).encode("utf-8")
+    if _fast_ok(value, 0):
+        text = _ENCODER.encode(value)
+    else:
+        out: list[str] = []
+        _write(value, out, 0)
+        text = "".join(out)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CanonicalJsonError("string contains a lone surrogate (not valid Unicode)") from None
 
 
 def sha256_hex(value: Any) -> str:

@@ -23,6 +23,7 @@ from cryptography import x509
 
 from .context import COUNTRY, MSP_ID, SHA256_HEX, Context, Fields, one_object
 from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .seal import load_certificate
 from .timeutil import datetime_us, format_time
 
 __all__ = [
@@ -112,7 +113,7 @@ def anchor_certificates(ctx: Context, msp_id: str, kind: str) -> list[x509.Certi
     certs = []
     for _attrs, anchor in ctx.scan("anchor", msp_id):
         if anchor["kind"] == kind and anchor["status"] == "granted":
-            certs.append(x509.load_der_x509_certificate(base64.b64decode(anchor["certificate"])))
+            certs.append(load_certificate(base64.b64decode(anchor["certificate"])))
     return certs
 
 

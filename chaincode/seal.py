@@ -13,18 +13,19 @@ member's granted root anchors); and every certificate of the chain is valid at
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from . import der
 from .errors import Forbidden
 from .timeutil import datetime_us
 
-__all__ = ["verify_seal"]
+__all__ = ["load_certificate", "verify_seal"]
 
 HashType = type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]
 
@@ -88,7 +89,16 @@ def _valid_at(cert: x509.Certificate, at_us: int, what: str) -> None:
         )
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+@functools.lru_cache(maxsize=512)
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Parse a DER certificate (cached by its bytes: anchors and seal chains repeat)."""
+    return x509.load_der_x509_certificate(data)
+
+
+@functools.lru_cache(maxsize=1024)
+def _link_verifies(cert_der: bytes, issuer_der: bytes) -> bool:
+    # A pure function of the two certificates' bytes, so caching it keeps determinism.
+    cert, issuer = load_certificate(cert_der), load_certificate(issuer_der)
     if cert.issuer != issuer.subject:
         return False
     try:
@@ -96,6 +106,14 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    return _link_verifies(_der(cert), _der(issuer))
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -134,7 +152,7 @@ def _parse_certificates(el: der.Element) -> list[x509.Certificate]:
         if child.tag != der.SEQUENCE:
             continue  # other certificate choices (attribute certificates) are ignored
         try:
-            certs.append(x509.load_der_x509_certificate(child.raw))
+            certs.append(load_certificate(child.raw))
         except ValueError:
             raise _reject("a certificate in the seal cannot be parsed") from None
     return certs
