@@ -417,3 +417,16 @@ def test_revocation_after_poe_is_reported_in_status(fresh_pki: OrgPki, tmp_path:
     report = validate_cades(b_t, DATA, validator)
     assert report.passed
     assert "revoked only after the proof of existence" in report.status.message
+
+
+def test_b_lt_still_validates_offline_long_after_its_revocation_data_expired(
+    kz: CadesSigner, consortium: Consortium
+) -> None:
+    """Embedded OCSP (1 h) and CRL (days) are long stale; they were current at the POE."""
+    offline = CertificateValidator([consortium.kz.certificate("root")])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=200)
+    report = validate_cades(kz.sign(DATA, Level.B_LT), DATA, offline, at=later)
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    # without a POE the same stale data is not enough
+    b_b = validate_cades(kz.sign(DATA, Level.B_B), DATA, offline, at=later)
+    assert b_b.sub_indication is SubIndication.TRY_LATER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,10 @@ def test_lt_and_lta_validate_offline_from_the_dss(
     (report,) = validate_pades(signed[level], offline)
     assert report.indication is Indication.TOTAL_PASSED, report.to_json()
     assert report.revocation is not None and report.revocation.source.startswith("embedded")
+    # long after the embedded OCSP responses and CRLs expired: current at the POE
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=200)
+    (report,) = validate_pades(signed[level], offline, at=later)
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
 
 
 def test_b_t_offline_is_try_later(signed: dict[str, bytes], consortium: Consortium) -> None:

@@ -26,8 +26,10 @@ Revocation rules (the brief's policy, following EN 319 102-1 §5.6.2.5):
 Revocation data is usable when its signature verifies (by the CA, or by a delegated
 responder certified by the CA with id-kp-OCSPSigning — whose own status is not checked
 when it carries ocsp-nocheck) and it is fresh: the validation time falls between
-thisUpdate and nextUpdate, or it was issued after the POE (so it speaks for the time
-of signing, as the data embedded in a B-LT signature does).
+thisUpdate and nextUpdate, or — for a signature with a proof of existence — it was
+issued after the POE or was current at the POE (thisUpdate ≤ POE ≤ nextUpdate): then it
+tells the status at the time of signing, which is what a B-LT signature embeds and what
+still counts years later.
 """
 
 from __future__ import annotations
@@ -110,14 +112,17 @@ class _Status:
     revoked_at: dt.datetime | None = None
     reason: str | None = None
 
+    def covers(self, when: dt.datetime) -> bool:
+        return self.this_update - CLOCK_SKEW <= when and (
+            self.next_update is None or when <= self.next_update
+        )
+
     def fresh_for(self, at: dt.datetime, poe: dt.datetime | None) -> bool:
-        if self.status == "revoked":
+        """Usable at ``at``; or, for a signature proven to exist at ``poe``, issued
+        after it or authoritative at it (so it tells the status at signing time)."""
+        if self.status == "revoked" or self.covers(at):
             return True
-        if self.this_update - CLOCK_SKEW <= at and (
-            self.next_update is None or at <= self.next_update
-        ):
-            return True
-        return poe is not None and self.this_update >= poe
+        return poe is not None and (self.this_update + CLOCK_SKEW >= poe or self.covers(poe))
 
 
 @dataclass
@@ -244,14 +249,26 @@ class CertificateValidator:
         poe: dt.datetime | None = None,
         claimed_time: dt.datetime | None = None,
         embedded: EmbeddedRevocation | None = None,
+        revocation_time: dt.datetime | None = None,
     ) -> ChainResult:
         """Chain, validity, key usage and revocation of ``cert`` at ``at``.
 
         ``poe`` is a trusted proof that the signature existed then (a validated
         signature timestamp's genTime); ``claimed_time`` is the unproven signing time.
+        ``revocation_time`` (default: ``poe``) is the time revocation data may speak
+        for when it is no longer current — a timestamp's own genTime for its TSA.
         """
         with self._lock:
-            return self._validate(cert, intermediates, at, usage, poe, claimed_time, embedded)
+            return self._validate(
+                cert,
+                intermediates,
+                at,
+                usage,
+                poe,
+                claimed_time,
+                embedded,
+                revocation_time or poe,
+            )
 
     def _validate(
         self,
@@ -262,6 +279,7 @@ class CertificateValidator:
         poe: dt.datetime | None,
         claimed_time: dt.datetime | None,
         embedded: EmbeddedRevocation | None,
+        revocation_time: dt.datetime | None,
     ) -> ChainResult:
         path = self._path(cert, intermediates, at)
         if path.chain is None:
@@ -308,7 +326,7 @@ class CertificateValidator:
         revoked_after_poe: list[str] = []
         for index, subject in enumerate(chain[:-1]):
             issuer = chain[index + 1]
-            st, stale = self._status(subject, issuer, ref, poe, embedded)
+            st, stale = self._status(subject, issuer, ref, revocation_time, embedded)
             stale_found = stale_found or stale
             who = "signing certificate" if index == 0 else f"CA certificate {_cn(subject)}"
             if index == 0 and st is not None:

@@ -178,6 +178,7 @@ def check_token(
         usage=Usage.TIMESTAMPING,
         claimed_time=gen_time,
         embedded=embedded,
+        revocation_time=gen_time,
     )
     trusted = chain.passed
     info = TimestampInfo(gen_time, tsa_display, serial, policy, accuracy, trusted)
