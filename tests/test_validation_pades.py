@@ -114,3 +114,16 @@ def test_pdfsig_agrees_on_the_signature(signed: dict[str, bytes], tmp_path: Path
     tampered = tmp_path / "tampered.pdf"
     tampered.write_bytes(signed["B-T"].replace(b"5KZ", b"6KZ"))
     assert "Signature Validation: Signature is Valid." not in run_tool(pdfsig, tampered).stdout
+
+
+def test_two_signatures_two_reports(
+    signed: dict[str, bytes], consortium: Consortium, validator: CertificateValidator
+) -> None:
+    """A KZ seal, then a UZ seal on top: one report each; only KZ is trusted here."""
+    uz = PadesSigner.for_org(consortium.uz)
+    twice = sign_pdf(signed["B-B"], uz, "B-B")
+    kz_report, uz_report = validate_pades(twice, validator)
+    assert kz_report.indication is Indication.TOTAL_PASSED, kz_report.to_json()
+    assert any("later changes" in n for n in kz_report.notes)
+    assert uz_report.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
+    assert uz_report.signer is not None and uz_report.signer.country == "UZ"
