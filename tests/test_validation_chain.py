@@ -173,3 +173,70 @@ def test_missing_intermediate_is_no_chain(consortium: Consortium) -> None:
 def test_no_anchor_is_refused() -> None:
     with pytest.raises(ValueError, match="trust anchor"):
         CertificateValidator([])
+
+
+def _responder_without_nocheck(pki: OrgPki) -> tuple[x509.Certificate, object]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = pki.certificate("issuing")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Checked responder")]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
+        .sign(_software_key(pki, "issuing"), hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return cert, key
+
+
+def test_responder_without_ocsp_nocheck_needs_a_crl(fresh_pki: OrgPki) -> None:
+    seal, issuer = fresh_pki.certificate("seal"), fresh_pki.certificate("issuing")
+    responder, key = _responder_without_nocheck(fresh_pki)
+    response = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=seal, issuer=issuer, algorithm=hashes.SHA256(),
+            cert_status=ocsp.OCSPCertStatus.GOOD, this_update=NOW,
+            next_update=NOW + dt.timedelta(hours=1), revocation_time=None, revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+        .certificates([responder])
+        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        .public_bytes(serialization.Encoding.DER)
+    )  # fmt: skip
+    validator = CertificateValidator([fresh_pki.certificate("root")])
+    root_crl = fresh_pki.crl("root")
+
+    def run(*crls: bytes) -> tuple[SubIndication | None, str | None]:
+        result = validator.validate(
+            seal, [issuer], at=NOW, embedded=EmbeddedRevocation((response,), (root_crl, *crls))
+        )
+        return result.sub_indication, result.revocation.source if result.revocation else None
+
+    # nothing tells the responder's own status: its answer is not taken
+    assert run() == (SubIndication.TRY_LATER, None)
+    # the issuing CA's CRL clears the responder: the OCSP answer counts
+    assert run(fresh_pki.crl("issuing")) == (None, "embedded-ocsp")
+    # a CRL that lists the responder: its answers are refused (the CRL answers instead)
+    revoked = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(responder.serial_number)
+        .revocation_date(NOW - dt.timedelta(minutes=30))
+        .build()
+    )
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(NOW - dt.timedelta(minutes=1))
+        .next_update(NOW + dt.timedelta(days=1))
+        .add_revoked_certificate(revoked)
+        .sign(_software_key(fresh_pki, "issuing"), hashes.SHA256())  # type: ignore[arg-type]
+        .public_bytes(serialization.Encoding.DER)
+    )
+    assert run(crl) == (None, "embedded-crl")

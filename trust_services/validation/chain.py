@@ -146,6 +146,8 @@ class _OcspEntry:
     key_hash: bytes
     algorithm: str
     status: _Status
+    #: a delegated responder without ocsp-nocheck, whose own status must be checked
+    check_responder: x509.Certificate | None = None
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -461,7 +463,9 @@ class CertificateValidator:
         candidates: list[_Status] = []
         if embedded is not None:
             for item in embedded.ocsp:
-                candidates.extend(self._ocsp_status(item, cert, issuer, "embedded-ocsp"))
+                candidates.extend(
+                    self._ocsp_status(item, cert, issuer, "embedded-ocsp", at, embedded)
+                )
             for item in embedded.crls:
                 candidates.extend(self._crl_status(item, cert, issuer, "embedded-crl"))
         for st in candidates:
@@ -476,7 +480,7 @@ class CertificateValidator:
         except Exception:  # a source failing is "no data", never a crash
             der = None
         if der is not None:
-            for st in self._ocsp_status(der, cert, issuer, "ocsp"):
+            for st in self._ocsp_status(der, cert, issuer, "ocsp", at, embedded):
                 if st.status != "unknown" and st.fresh_for(at, poe):
                     return st, stale
                 stale = stale or st.status != "unknown"
@@ -512,7 +516,13 @@ class CertificateValidator:
         return per[algorithm]
 
     def _ocsp_status(
-        self, der: bytes, cert: x509.Certificate, issuer: x509.Certificate, source: str
+        self,
+        der: bytes,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        source: str,
+        at: dt.datetime,
+        embedded: EmbeddedRevocation | None,
     ) -> list[_Status]:
         key = (der, issuer)
         if key not in self._caches.ocsp:
@@ -527,6 +537,10 @@ class CertificateValidator:
                 continue
             if (entry.name_hash, entry.key_hash) != self._issuer_hashes(issuer, entry.algorithm):
                 continue
+            if entry.check_responder is not None and not self._responder_not_revoked(
+                entry.check_responder, issuer, at, embedded
+            ):
+                continue
             out.append(entry.status)
         return out
 
@@ -540,6 +554,12 @@ class CertificateValidator:
             signer = self._ocsp_signer(resp, issuer)
             if signer is None:
                 return None
+            check_responder = None
+            if signer is not issuer:
+                try:
+                    signer.extensions.get_extension_for_class(x509.OCSPNoCheck)
+                except x509.ExtensionNotFound:
+                    check_responder = signer
             hash_alg = resp.signature_hash_algorithm
             if hash_alg is None or not verify_signature(
                 signer.public_key(),
@@ -571,6 +591,7 @@ class CertificateValidator:
                             single.revocation_time_utc,
                             reason.value if reason is not None else None,
                         ),
+                        check_responder,
                     )
                 )
             return entries
@@ -605,11 +626,35 @@ class CertificateValidator:
                 <= responder.not_valid_after_utc
             ):
                 continue
-            # ocsp-nocheck (RFC 6960 §4.2.2.2.1): the responder's own status is not
-            # checked; without it we accept it too (a short-lived delegated certificate
-            # of the same CA) — its CA's status is checked on its own.
+            # with ocsp-nocheck (RFC 6960 §4.2.2.2.1) the responder's own status is not
+            # checked; without it, _ocsp_status checks it against the CA's CRL
             return responder
         return None
+
+    def _responder_not_revoked(
+        self,
+        responder: x509.Certificate,
+        issuer: x509.Certificate,
+        at: dt.datetime,
+        embedded: EmbeddedRevocation | None,
+    ) -> bool:
+        """A responder without ocsp-nocheck counts only if a current CRL clears it."""
+        crls = list(embedded.crls) if embedded is not None else []
+        if self.source is not None:
+            for url in _crl_urls(responder):
+                try:
+                    der = self.source.crl(url)
+                except Exception:  # a source failing is "no data"
+                    der = None
+                if der is not None:
+                    crls.append(der)
+        for der in crls:
+            for st in self._crl_status(der, responder, issuer, "crl"):
+                if st.status == "revoked":
+                    return False
+                if st.covers(at):
+                    return True
+        return False
 
     def _crl_status(
         self, der: bytes, cert: x509.Certificate, issuer: x509.Certificate, source: str
