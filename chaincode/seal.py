@@ -6,7 +6,8 @@ The seal is accepted when: it is a detached SignedData with exactly one SignerIn
 signed attribute messageDigest equals the digest of the content and contentType equals
 the encapsulated content type; the signature over the DER signed attributes verifies
 with the signer certificate's key (ECDSA or RSA PKCS#1 v1.5); the signer certificate
-chains, through CA certificates carried in the CMS, to one of ``roots`` (the issuing
+is an e-seal certificate (QCStatements QcType eseal, not a CA) and chains, through CA
+certificates carried in the CMS, to one of ``roots`` (the issuing
 member's granted root anchors); and every certificate of the chain is valid at
 ``at_us``. Any failure raises :class:`Forbidden` with the reason.
 """
@@ -48,6 +49,9 @@ RSA: dict[str, HashType] = {
     "1.2.840.113549.1.1.13": hashes.SHA512,
 }
 ECDSA_KEY = "1.2.840.10045.2.1"
+QC_STATEMENTS = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3")
+QC_TYPE = "0.4.0.1862.1.6"
+QC_TYPE_ESEAL = "0.4.0.1862.1.6.2"
 RSA_KEY = "1.2.840.113549.1.1.1"
 MAX_CHAIN = 5
 
@@ -144,6 +148,34 @@ def _chain(
         current = parents[0]
         _valid_at(current, at_us, "intermediate CA")
     raise _reject("the seal certificate does not chain to a granted root anchor of the issuer")
+
+
+def _qc_types(cert: x509.Certificate) -> set[str]:
+    """The QcType OIDs of the certificate's QCStatements (ETSI EN 319 412-5)."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(QC_STATEMENTS).value
+    except x509.ExtensionNotFound:
+        return set()
+    raw = ext.value if isinstance(ext, x509.UnrecognizedExtension) else b""
+    types: set[str] = set()
+    for statement in der.parse(raw).expect(der.SEQUENCE, "QCStatements").children():
+        parts = statement.expect(der.SEQUENCE, "QCStatement").children()
+        if parts and der.oid_value(parts[0]) == QC_TYPE and len(parts) == 2:
+            types.update(der.oid_value(t) for t in parts[1].children())
+    return types
+
+
+def _check_seal_certificate(cert: x509.Certificate) -> None:
+    if _is_ca(cert):
+        raise _reject("the signer certificate is a CA certificate, not a seal certificate")
+    if QC_TYPE_ESEAL not in _qc_types(cert):
+        raise _reject("the signer certificate is not an e-seal certificate (QcType eseal)")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not (usage.digital_signature or usage.content_commitment):
+        raise _reject("the signer certificate's key usage does not allow signatures")
 
 
 def _parse_certificates(el: der.Element) -> list[x509.Certificate]:
@@ -262,6 +294,7 @@ def _verify(
         raise _reject("the message digest does not match the canonical JSON of the record")
     sig_alg = _algorithm(sig_alg_el, "SignatureAlgorithm")
     signer = _find_signer(sid, certs)
+    _check_seal_certificate(signer)
     _verify_signature(
         signer,
         sig_alg,

@@ -307,3 +307,27 @@ def test_malformed_record(
 ) -> None:
     record = aeo_record(ledger) | change
     assert message in refused(ledger, pkis, "IssueAeo", record, 400)
+
+
+def test_seal_must_be_made_with_an_eseal_certificate(
+    ledger: Ledger, pkis: dict[str, OrgPki]
+) -> None:
+    from trust_services.cades import CadesSigner
+    from trust_services.profiles import CertProfile
+
+    kz = pkis["KZ"]
+    record = aeo_record(ledger)
+    request = aeo_write(kz, record)
+    # the issuing CA's own key
+    ca_signer = CadesSigner(kz.key("issuing"), kz.certificate("issuing"), [kz.certificate("root")])
+    request["seal"] = base64.b64encode(ca_signer.sign_json(record)).decode()
+    assert ledger.fails("kz-officer", "IssueAeo", request, 403) == (
+        "seal rejected: the signer certificate is a CA certificate, not a seal certificate"
+    )
+    # an officer's personal signing certificate (QcType esign) of the same administration
+    kz.issue_with_new_key(CertProfile.OFFICER, "aeo-officer-sig", common_name="Officer A")
+    officer = CadesSigner.for_org(kz, "aeo-officer-sig")
+    request["seal"] = base64.b64encode(officer.sign_json(record)).decode()
+    assert ledger.fails("kz-officer", "IssueAeo", request, 403) == (
+        "seal rejected: the signer certificate is not an e-seal certificate (QcType eseal)"
+    )
