@@ -118,3 +118,15 @@ def test_caching_source_wraps_any_source(fresh_pki: OrgPki) -> None:
     assert first is not None
     assert cached.ocsp(seal, issuing) is first  # not re-signed
     assert inner.ocsp(seal, issuing) != first  # the inner source signs anew each time
+
+
+def test_ocsp_nonce_must_come_back_unchanged(fresh_pki: OrgPki) -> None:
+    from trust_services.fetch import _nonce_ok
+    from trust_services.ocsp import OcspResponder, build_ocsp_request
+
+    responder = OcspResponder(fresh_pki)
+    seal, issuer = fresh_pki.certificate("seal"), fresh_pki.certificate("issuing")
+    echoed = responder.respond(build_ocsp_request(seal, issuer, nonce=b"n" * 16))
+    assert _nonce_ok(echoed, b"n" * 16)
+    assert not _nonce_ok(echoed, b"m" * 16)  # a replayed answer to another request
+    assert _nonce_ok(responder.response_for(seal), b"n" * 16)  # no nonce: allowed (RFC 8954)

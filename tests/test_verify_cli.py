@@ -173,3 +173,18 @@ def test_truncated_pdf_exit_3(files: dict[str, Path], tmp_path: Path) -> None:
     code, _out, err = verify(truncated, "--trust", files["trust"], "--offline")
     assert code == 3
     assert "PDF" in err and "Traceback" not in err
+
+
+def test_pdf_with_two_signatures(
+    files: dict[str, Path], consortium: Consortium, tmp_path: Path
+) -> None:
+    twice = tmp_path / "twice.pdf"
+    twice.write_bytes(
+        sign_pdf(files["pdf"].read_bytes(), PadesSigner.for_org(consortium.uz), "B-B")
+    )
+    code, out, _err = verify(twice, "--trust", files["uz"], "--offline")
+    assert code == 2  # the KZ seal is not trusted with UZ's root alone
+    assert "signature 1 of 2" in out and "signature 2 of 2" in out
+    code, out, _err = verify(twice, "--trust", files["uz"], "--offline", "--json")
+    reports = json.loads(out)["reports"]
+    assert [r["subIndication"] for r in reports] == ["NO_CERTIFICATE_CHAIN_FOUND", "TRY_LATER"]
