@@ -246,7 +246,12 @@ def add_anchor(ctx: Context, args: list[str]) -> Any:
     anchor = _anchor(Fields(one_object(args), "anchor"))
     me = require_member(ctx, "admin")["msp_id"]
     key = ctx.key("anchor", me, anchor.fingerprint)
-    if ctx.get(key) is not None:
+    existing = ctx.get(key)
+    if existing is not None and existing["status"] == "withdrawn":
+        raise Conflict(
+            f"anchor {anchor.fingerprint} of {me} was withdrawn: it is not granted again"
+        )
+    if existing is not None:
         raise Conflict(f"anchor {anchor.fingerprint} of {me} is already on the trust list")
     record = _anchor_record(ctx, me, anchor)
     ctx.put(key, record)

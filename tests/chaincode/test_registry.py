@@ -146,6 +146,10 @@ def test_anchor_rotation_own_anchors_only(ledger: Ledger, consortium: Consortium
         {"type": "AnchorWithdrawn", "msp_id": "KZ-CUSTOMS", "kind": "root", "fingerprint": old_root}
     ]
     assert "already withdrawn" in ledger.fails("kz-admin", "WithdrawAnchor", withdraw, 409)
+    again = {"kind": "root", "certificate": cert_b64(consortium.kz, "root")}
+    assert ledger.fails("kz-admin", "AddAnchor", again, 409) == (
+        f"anchor {old_root} of KZ-CUSTOMS was withdrawn: it is not granted again"
+    )
     history = ledger.ok(
         "kg-admin", "GetAnchorHistory", {"msp_id": "KZ-CUSTOMS", "fingerprint": old_root}
     )
