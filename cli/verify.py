@@ -61,12 +61,12 @@ def _exit_code(reports: list[ValidationReport]) -> int:
 def verify_command(
     file: Annotated[Path, typer.Argument(help="PDF, signed data, or a .tsr/timestamp token.")],
     trust: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--trust",
-            help="PEM file of trust anchors (root certificates); repeat for more.",
+            help="PEM file of trust anchors (root certificates); repeat for more. Required.",
         ),
-    ],
+    ] = None,
     signature: Annotated[
         Path | None,
         typer.Option(
@@ -88,7 +88,7 @@ def verify_command(
     """Validate a signature, seal or timestamp and print an ETSI EN 319 102-1 report."""
     when = _parse_time(at) if at else dt.datetime.now(dt.UTC)
     anchors = []
-    for path in trust:
+    for path in trust or ():
         anchors.extend(load_pem_certificates(read_input(path, "trust file"), str(path)))
     if not anchors:
         raise fail("give at least one trust anchor with --trust")

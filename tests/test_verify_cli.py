@@ -151,6 +151,7 @@ def test_at_in_the_past_is_indeterminate(files: dict[str, Path]) -> None:
         (("{missing}", "--trust", "{trust}"), "no such file"),
         (("{data}", "-s", "{blt}", "--trust", "{data}"), "not an X.509 certificate"),
         (("{data}", "-s", "{blt}", "--trust", "{trust}", "--at", "soon"), "ISO 8601"),
+        (("{data}", "-s", "{blt}"), "give at least one trust anchor"),
     ],
 )
 def test_input_errors_exit_3_with_one_line(
