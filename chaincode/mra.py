@@ -268,7 +268,21 @@ def get_mra_state_at(ctx: Context, args: list[str]) -> Any:
     return {"mra_id": mra_id, "at": format_time(at), "state": state_at(mra, at)}
 
 
+def get_mras_between(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "query")
+    a = f.text("msp_a", pattern=MSP_ID)
+    b = f.text("msp_b", pattern=MSP_ID)
+    f.done()
+    if a == b:
+        raise BadRequest("query.msp_a and query.msp_b must differ")
+    return [
+        {"mra_id": m["mra_id"], "parties": m["parties"], "state_now": state_at(m, ctx.now)}
+        for m in mras_between(ctx, a, b)
+    ]
+
+
 FUNCTIONS = {
+    "GetMrasBetween": get_mras_between,
     "ProposeMra": propose_mra,
     "SignMra": sign_mra,
     "SuspendMra": suspend_mra,

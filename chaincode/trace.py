@@ -289,8 +289,30 @@ def verify_trail(ctx: Context, args: list[str]) -> Any:
     return {"consignment_ref": ref, "ok": not problems, "events": len(trail), "problems": problems}
 
 
+def get_event(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "query")
+    event_hash = f.text("event_hash", pattern=EVENT_HASH)
+    f.done()
+    pointer = ctx.get(ctx.key("event", event_hash))
+    if pointer is None:
+        raise NotFound(f"event {event_hash} is not anchored")
+    return ctx.get(ctx.key("trail", pointer["consignment_ref"], f"{pointer['seq']:012d}"))
+
+
+def get_sez(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "query")
+    sez = f.text("sez", pattern=SEZ_CODE)
+    f.done()
+    record = ctx.get(ctx.key("sez", sez))
+    if record is None:
+        raise NotFound(f"SEZ {sez} is not registered")
+    return record
+
+
 FUNCTIONS = {
     "RegisterSezOperator": register_sez_operator,
+    "GetSez": get_sez,
+    "GetEvent": get_event,
     "AnchorEvents": anchor_events,
     "GetTrail": get_trail,
     "VerifyTrail": verify_trail,

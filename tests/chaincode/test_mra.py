@@ -186,3 +186,17 @@ def test_terminate_while_negotiating_is_final(ledger: Ledger) -> None:
     ledger.ok("uz-admin", "TerminateMra", step("talks ended"))
     assert ledger.ok("kg-admin", "GetMra", {"mra_id": MRA})["state_now"] == "terminated"
     assert "terminated" in ledger.fails("kz-admin", "SignMra", step(), 409)
+
+
+def test_mras_between(ledger: Ledger) -> None:
+    signed(ledger)
+    assert ledger.ok(
+        "kg-admin", "GetMrasBetween", {"msp_a": "UZ-CUSTOMS", "msp_b": "KZ-CUSTOMS"}
+    ) == [{"mra_id": MRA, "parties": ["KZ-CUSTOMS", "UZ-CUSTOMS"], "state_now": "signed"}]
+    assert (
+        ledger.ok("kg-admin", "GetMrasBetween", {"msp_a": "KG-CUSTOMS", "msp_b": "KZ-CUSTOMS"})
+        == []
+    )
+    assert "must differ" in ledger.fails(
+        "kg-admin", "GetMrasBetween", {"msp_a": "KZ-CUSTOMS", "msp_b": "KZ-CUSTOMS"}, 400
+    )

@@ -208,3 +208,22 @@ def test_verify_trail_detects_tampering(ledger: Ledger) -> None:
 
 def test_leaf_hash_is_domain_separated() -> None:
     assert leaf_hash(b"x") != hashlib.sha256(b"x").digest()
+
+
+def test_get_event_and_sez(ledger: Ledger) -> None:
+    registered(ledger)
+    batch = anchor(ledger, [ev(1), ev(2)])
+    found = ledger.ok("kg-admin", "GetEvent", {"event_hash": event_hash(2)})
+    assert (found["seq"], found["batch_root"], found["proof"]) == (
+        2,
+        batch["batch_root"],
+        batch["proofs"][1]["path"],
+    )
+    assert ledger.fails("kg-admin", "GetEvent", {"event_hash": event_hash(3)}, 404) == (
+        f"event {event_hash(3)} is not anchored"
+    )
+    assert ledger.ok("kg-admin", "GetSez", {"sez": SEZ})["msp_id"] == "KZ-CUSTOMS"
+    assert (
+        ledger.fails("kg-admin", "GetSez", {"sez": "UZ-NAVOI"}, 404)
+        == "SEZ UZ-NAVOI is not registered"
+    )
