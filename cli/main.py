@@ -6,9 +6,12 @@ Exit codes: 0 success (for ``verify``: TOTAL-PASSED), 1 TOTAL-FAILED, 2 INDETERM
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from . import pki
+from ._common import EXIT_ERROR, err_console
 
 app = typer.Typer(
     name="caravan",
@@ -32,7 +35,21 @@ for _module in ("signing", "tsa", "verify", "demo"):
 
 
 def run() -> None:
-    app()
+    """The console script. A usage error (unknown option, missing argument) exits 3 —
+    an input error — never the 2 that means INDETERMINATE for `verify` (docs/cli.md)."""
+    try:
+        result = app(standalone_mode=False)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        # click's usage and parameter errors (Typer vendors click, so match by shape)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if not (callable(show) and isinstance(code, int)):
+            raise
+        show()
+        sys.exit(EXIT_ERROR if code == 2 else code)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

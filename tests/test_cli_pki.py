@@ -191,3 +191,23 @@ def test_no_passphrase_and_no_terminal_fails_fast(tmp_path: Path) -> None:
 def test_unknown_org(tmp_path: Path) -> None:
     code, _, err = caravan("pki", "show", "--dir", str(tmp_path), "--org", "MN-CUSTOMS")
     assert code == 3 and "no PKI for MN-CUSTOMS" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["pki", "init", "--bogus"], ["verify"], ["no-such-command"], ["pki", "show", "--dir"]],
+)
+def test_usage_errors_exit_3_not_2(args: list[str]) -> None:
+    """2 means INDETERMINATE for `verify`; a usage error is an input error (3)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip()
