@@ -62,7 +62,7 @@ def _anchor(f: Fields) -> Anchor:
     f.done()
     try:
         der = base64.b64decode(text, validate=True)
-        cert = x509.load_der_x509_certificate(der)
+        cert = load_certificate(der)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{f.where}.certificate is not a base64 DER X.509 certificate") from None
     if kind == "root":

@@ -95,7 +95,16 @@ def _valid_at(cert: x509.Certificate, at_us: int, what: str) -> None:
 
 @functools.lru_cache(maxsize=512)
 def load_certificate(data: bytes) -> x509.Certificate:
-    """Parse a DER certificate (cached by its bytes: anchors and seal chains repeat)."""
+    """Parse a DER certificate (cached by its bytes: anchors and seal chains repeat).
+
+    A serial number that is not positive (RFC 5280 §4.1.2.2) is refused before
+    ``cryptography`` sees it (it only warns about such certificates today).
+    """
+    tbs = der.parse(data).expect(der.SEQUENCE, "Certificate").children()
+    fields = tbs[0].expect(der.SEQUENCE, "TBSCertificate").children() if tbs else []
+    serial_at = 1 if fields and fields[0].tag == 0xA0 else 0
+    if len(fields) <= serial_at or der.int_value(fields[serial_at]) <= 0:
+        raise ValueError("certificate serial number is missing or not positive")
     return x509.load_der_x509_certificate(data)
 
 
