@@ -16,6 +16,7 @@ __all__ = [
     "bit_string",
     "boolean",
     "context",
+    "decode_oid",
     "ecdsa_raw_to_der",
     "explicit",
     "generalized_time",
@@ -129,3 +130,20 @@ def ecdsa_raw_to_der(raw: bytes) -> bytes:
     r = int.from_bytes(raw[:half], "big")
     s = int.from_bytes(raw[half:], "big")
     return seq(integer(r), integer(s))
+
+
+@functools.lru_cache(maxsize=512)
+def decode_oid(contents: bytes) -> str:
+    """Dotted form of OBJECT IDENTIFIER content octets (raises ValueError when malformed)."""
+    if not contents or contents[-1] & 0x80:
+        raise ValueError("bad OID")
+    arcs: list[int] = []
+    value = 0
+    for byte in contents:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = arcs[0]
+    top = min(first // 40, 2)
+    return ".".join(map(str, [top, first - 40 * top, *arcs[1:]]))

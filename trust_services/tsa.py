@@ -167,19 +167,6 @@ def _check_oid(body: bytes) -> None:
         previous_ended = not byte & 0x80
 
 
-def _dotted(body: bytes) -> str:
-    arcs: list[int] = []
-    value = 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(str(a) for a in head + arcs[1:])
-
-
 @dataclass(frozen=True)
 class _RawRequest:
     version: int
@@ -285,7 +272,9 @@ def parse_request(der: bytes) -> TimestampRequest:
         raise Rejection(FailureInfo.BAD_REQUEST, f"unsupported version {raw.version}")
     digest = _DIGEST_BY_OID_BODY.get(raw.alg_oid)
     if digest is None:
-        raise Rejection(FailureInfo.BAD_ALG, f"unsupported hash algorithm {_dotted(raw.alg_oid)}")
+        raise Rejection(
+            FailureInfo.BAD_ALG, f"unsupported hash algorithm {_der.decode_oid(raw.alg_oid)}"
+        )
     if raw.params is not None and raw.params != b"\x05\x00":
         raise Rejection(FailureInfo.BAD_ALG, "unexpected hash algorithm parameters")
     if len(raw.hashed) != _LEN_BY_NAME[digest]:
@@ -295,7 +284,7 @@ def parse_request(der: bytes) -> TimestampRequest:
     nonce = raw.nonce
     if nonce is not None and (nonce < 0 or nonce.bit_length() > MAX_NONCE_BITS):
         raise Rejection(FailureInfo.BAD_REQUEST, "nonce out of range")
-    policy = _dotted(raw.policy) if raw.policy is not None else None
+    policy = _der.decode_oid(raw.policy) if raw.policy is not None else None
     return TimestampRequest(digest, raw.hashed, nonce, raw.cert_req, policy)
 
 

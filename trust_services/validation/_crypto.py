@@ -7,6 +7,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from .._der import decode_oid
+from ._der_parse import children, tlv
+
 __all__ = ["HASHES_BY_OID", "HASH_NAMES_BY_OID", "verify_signature"]
 
 HASH_NAMES_BY_OID = {
@@ -85,57 +88,22 @@ def verify_signature(
     return True
 
 
+def der_read(der: bytes) -> tuple[int, bytes]:
+    """(tag, contents) of a single DER TLV that fills ``der`` (raises ValueError)."""
+    tag, start, stop = tlv(der, 0, len(der))
+    if stop != len(der):
+        raise ValueError("trailing bytes after a DER value")
+    return tag, der[start:stop]
+
+
 def der_children(der: bytes) -> list[tuple[int, bytes]]:
     """(tag, contents) of each element inside one DER SEQUENCE/SET (raises ValueError)."""
-    tag, body = der_read(der)
-    if tag & 0x20 == 0:
-        raise ValueError("not a constructed DER value")
-    out = []
-    while body:
-        length = _tlv_length(body)
-        out.append(der_read(body[:length]))
-        body = body[length:]
-    return out
-
-
-def der_read(der: bytes) -> tuple[int, bytes]:
-    """(tag, contents) of a single DER TLV that fills ``der``."""
-    if _tlv_length(der) != len(der):
-        raise ValueError("trailing bytes after a DER value")
-    first = der[1]
-    if first < 0x80:
-        return der[0], der[2 : 2 + first]
-    n = first & 0x7F
-    return der[0], der[2 + n :]
+    tag, start, stop = tlv(der, 0, len(der))
+    if tag & 0x20 == 0 or stop != len(der):
+        raise ValueError("not a single constructed DER value")
+    return [(t, der[cs:ce]) for t, cs, ce, _pos in children(der, start, stop)]
 
 
 def der_oid(contents: bytes) -> str:
     """Dotted form of OBJECT IDENTIFIER contents."""
-    if not contents:
-        raise ValueError("empty OID")
-    parts: list[int] = []
-    value = 0
-    for byte in contents:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(value)
-            value = 0
-    first = parts[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(p) for p in head + parts[1:])
-
-
-def _tlv_length(der: bytes) -> int:
-    if len(der) < 2 or der[0] & 0x1F == 0x1F:
-        raise ValueError("truncated or unsupported DER")
-    first = der[1]
-    if first < 0x80:
-        total = 2 + first
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 4 or len(der) < 2 + n:
-            raise ValueError("bad DER length")
-        total = 2 + n + int.from_bytes(der[2 : 2 + n], "big")
-    if total > len(der):
-        raise ValueError("truncated DER")
-    return total
+    return decode_oid(contents)

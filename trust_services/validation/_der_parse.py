@@ -10,8 +10,9 @@ normalised to DER by asn1crypto, and anything malformed is a ValueError.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field
+
+from .._der import decode_oid
 
 __all__ = ["ParsedSignedData", "ParsedSignerInfo", "ParsedTstInfo", "parse_signed_data"]
 
@@ -59,20 +60,8 @@ def children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]
     return out
 
 
-@functools.lru_cache(maxsize=512)
 def oid_text(contents: bytes) -> str:
-    if not contents or contents[-1] & 0x80:
-        raise ValueError("bad OID")
-    parts: list[int] = []
-    value = 0
-    for byte in contents:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(value)
-            value = 0
-    first = parts[0]
-    arc = min(first // 40, 2)
-    return ".".join(map(str, [arc, first - 40 * arc, *parts[1:]]))
+    return decode_oid(contents)
 
 
 def integer(contents: bytes) -> int:
