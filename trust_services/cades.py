@@ -53,6 +53,7 @@ from .cms import (
 from .errors import InputError, PkiError, TimestampError, TrustServiceError
 from .keystore import SigningKey
 from .pki import OrgPki
+from .profiles import crl_urls as _crl_urls
 from .revocation import RevocationSource
 from .tsa import Timestamper
 
@@ -130,19 +131,6 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
-
-
-def _crl_urls(cert: x509.Certificate) -> list[str]:
-    try:
-        dps = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return []
-    urls = []
-    for dp in dps:
-        for name in dp.full_name or ():
-            if isinstance(name, x509.UniformResourceIdentifier):
-                urls.append(name.value)
-    return urls
 
 
 def _subject(cert: x509.Certificate) -> str:

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from .ocsp import build_ocsp_request
+from .profiles import ocsp_urls as _ocsp_urls
 from .revocation import RevocationSource
 
 __all__ = [
@@ -263,16 +264,3 @@ def _nonce_ok(der: bytes, nonce: bytes) -> bool:
     except (ValueError, TypeError):
         return False
     return ext.value.nonce == nonce
-
-
-def _ocsp_urls(cert: x509.Certificate) -> list[str]:
-    try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
-        return []
-    return [
-        d.access_location.value
-        for d in aia
-        if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
-        and isinstance(d.access_location, x509.UniformResourceIdentifier)
-    ]

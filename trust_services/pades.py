@@ -46,6 +46,7 @@ from .cades import certificate_for_label
 from .errors import InputError, PkiError, TimestampError, TrustServiceError
 from .keystore import SigningKey
 from .pki import OrgPki
+from .profiles import crl_urls as _crl_urls
 from .revocation import RevocationSource
 from .tsa import Timestamper
 
@@ -236,19 +237,6 @@ class PadesSigner:
             crls=crls,
             revocation_mode="require",
         )
-
-
-def _crl_urls(cert: x509.Certificate) -> list[str]:
-    try:
-        dps = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return []
-    return [
-        name.value
-        for dp in dps
-        for name in dp.full_name or ()
-        if isinstance(name, x509.UniformResourceIdentifier)
-    ]
 
 
 def _level(level: PadesLevel | str) -> PadesLevel:

@@ -25,6 +25,8 @@ __all__ = [
     "ROLE_ATTRIBUTE_OID",
     "CertProfile",
     "Endpoints",
+    "crl_urls",
+    "ocsp_urls",
     "qc_statements",
     "role_attributes",
 ]
@@ -214,3 +216,31 @@ def _qc(qc_type: str, sscd: bool, legal: bool, country: str) -> x509.Unrecognize
         x509.ObjectIdentifier(QC_STATEMENTS_OID),
         qc_statements(qc_type=qc_type, sscd=sscd, legal_person=legal, country=country),
     )
+
+
+def crl_urls(cert: x509.Certificate) -> list[str]:
+    """The URLs of the certificate's CRL distribution points."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        name.value
+        for point in points
+        for name in point.full_name or ()
+        if isinstance(name, x509.UniformResourceIdentifier)
+    ]
+
+
+def ocsp_urls(cert: x509.Certificate) -> list[str]:
+    """The OCSP responder URLs of the certificate's authority information access."""
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        d.access_location.value
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.OCSP
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]

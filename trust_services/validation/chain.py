@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,6 +48,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ..profiles import crl_urls as _crl_urls
+from ..profiles import ocsp_urls as _ocsp_urls
 from ..revocation import RevocationSource
 from ._crypto import verify_signature
 from .report import Check, Indication, RevocationInfo, SubIndication
@@ -738,40 +740,6 @@ def _check_usage(cert: x509.Certificate, usage: Usage) -> str | None:
         if not ext.critical or list(ext.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
             return "the TSA certificate's EKU must be id-kp-timeStamping alone and critical"
     return None
-
-
-def _urls(cert: x509.Certificate, ext_cls: type[x509.ExtensionType]) -> Iterable[x509.GeneralName]:
-    try:
-        value = cert.extensions.get_extension_for_class(ext_cls).value
-    except x509.ExtensionNotFound:
-        return []
-    names: list[x509.GeneralName] = []
-    if isinstance(value, x509.CRLDistributionPoints):
-        for dp in value:
-            names.extend(dp.full_name or [])
-    elif isinstance(value, x509.AuthorityInformationAccess):
-        names.extend(
-            d.access_location
-            for d in value
-            if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
-        )
-    return names
-
-
-def _crl_urls(cert: x509.Certificate) -> list[str]:
-    return [
-        n.value
-        for n in _urls(cert, x509.CRLDistributionPoints)
-        if isinstance(n, x509.UniformResourceIdentifier)
-    ]
-
-
-def _ocsp_urls(cert: x509.Certificate) -> list[str]:
-    return [
-        n.value
-        for n in _urls(cert, x509.AuthorityInformationAccess)
-        if isinstance(n, x509.UniformResourceIdentifier)
-    ]
 
 
 def _cn(cert: x509.Certificate) -> str:
