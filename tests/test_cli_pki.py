@@ -20,6 +20,13 @@ def caravan(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, st
     return result.exit_code, result.stdout, result.stderr
 
 
+def pki(
+    command: str, node: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """``caravan pki COMMAND --dir NODE --org KG-CUSTOMS ARGS…``."""
+    return caravan("pki", command, "--dir", str(node), "--org", "KG-CUSTOMS", *args, env=env)
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Path:
     code, out, err = caravan(
@@ -40,15 +47,11 @@ def node(tmp_path: Path) -> Path:
 
 
 def test_init_show_issue_revoke(node: Path) -> None:
-    code, pem, _ = caravan("pki", "show", "--dir", str(node), "--org", "KG-CUSTOMS", "--pem", "tsa")
+    code, pem, _ = pki("show", node, "--pem", "tsa")
     assert code == 0 and pem.startswith("-----BEGIN CERTIFICATE-----")
-    code, out, err = caravan(
-        "pki",
+    code, out, err = pki(
         "issue",
-        "--dir",
-        str(node),
-        "--org",
-        "KG-CUSTOMS",
+        node,
         "--profile",
         "member",
         "--name",
@@ -61,20 +64,16 @@ def test_init_show_issue_revoke(node: Path) -> None:
     import json
 
     serial = json.loads(out)["serial"]
-    code, out, err = caravan(
-        "pki",
+    code, out, err = pki(
         "revoke",
-        "--dir",
-        str(node),
-        "--org",
-        "KG-CUSTOMS",
+        node,
         "--serial",
         serial,
         "--reason",
         "superseded",
     )
     assert code == 0, err
-    code, out, _ = caravan("pki", "show", "--dir", str(node), "--org", "KG-CUSTOMS", "--json")
+    code, out, _ = pki("show", node, "--json")
     entries = {e["serial"]: e for e in json.loads(out)}
     assert entries[serial]["revoked"]["reason"] == "superseded"
     assert sum(e["revoked"] is not None for e in entries.values()) == 1
@@ -90,7 +89,7 @@ def test_init_show_issue_revoke(node: Path) -> None:
     ],
 )
 def test_issue_refusals(node: Path, args: list[str], message: str) -> None:
-    code, _, err = caravan("pki", "issue", "--dir", str(node), "--org", "KG-CUSTOMS", *args)
+    code, _, err = pki("issue", node, *args)
     assert code == 3
     assert message in err
     assert "Traceback" not in err
@@ -111,13 +110,9 @@ def test_issue_from_csr(node: Path, tmp_path: Path) -> None:
     path = tmp_path / "op.csr"
     path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     out_pem = tmp_path / "op.pem"
-    code, _, err = caravan(
-        "pki",
+    code, _, err = pki(
         "issue",
-        "--dir",
-        str(node),
-        "--org",
-        "KG-CUSTOMS",
+        node,
         "--profile",
         "member",
         "--name",
@@ -137,13 +132,9 @@ def test_issue_from_csr(node: Path, tmp_path: Path) -> None:
 
 
 def test_wrong_passphrase_one_line(node: Path) -> None:
-    code, _, err = caravan(
-        "pki",
+    code, _, err = pki(
         "issue",
-        "--dir",
-        str(node),
-        "--org",
-        "KG-CUSTOMS",
+        node,
         "--profile",
         "officer",
         "--name",

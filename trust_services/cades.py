@@ -46,9 +46,11 @@ from .cms import (
     ATTR_SIGNATURE_TIMESTAMP,
     ID_DATA,
     SignerTemplate,
+    assemble_signed_data,
     attribute,
     build_signed_data,
     ocsp_revocation_info,
+    sign_attributes,
 )
 from .errors import InputError, PkiError, TimestampError, TrustServiceError
 from .keystore import SigningKey
@@ -210,32 +212,27 @@ class CadesSigner:
             raise TrustServiceError(
                 "CAdES B-LT needs a revocation source to embed OCSP responses and CRLs"
             )
-        # The timestamp covers the signature value, which only exists after signing;
-        # the SignerInfo is then rebuilt with the same signed attributes (ECDSA signatures
-        # are randomised, so the signature is made once and reused, not recomputed).
-        signing_time = self.clock()
-        _der_bb, signature = build_signed_data(
+        # The timestamp covers the signature value, so the signed attributes are signed
+        # first and the SignedData is assembled around them once the token is back.
+        signed = sign_attributes(
             self.template,
             content_type=ID_DATA,
             message_digest=digest,
-            signing_time=signing_time,
+            signing_time=self.clock(),
             extra_signed_attributes=extra,
         )
-        token = self._timestamp(signature)
-        unsigned = (attribute(ATTR_SIGNATURE_TIMESTAMP, token),)
+        token = self._timestamp(signed.signature)
         extra_certs: tuple[bytes, ...] = ()
         revocation_info: tuple[bytes, ...] = ()
         if level is Level.B_LT:
             extra_certs, revocation_info = self._validation_data(token)
-        return _assemble(
+        return assemble_signed_data(
             self.template,
-            digest,
-            signing_time,
-            extra,
-            signature,
-            unsigned,
-            extra_certs,
-            revocation_info,
+            signed,
+            content_type=ID_DATA,
+            unsigned_attributes=(attribute(ATTR_SIGNATURE_TIMESTAMP, token),),
+            extra_certificates=extra_certs,
+            revocation_info=sorted(revocation_info),
         )
 
     def _timestamp(self, signature: bytes) -> bytes:
@@ -319,62 +316,6 @@ def _level(level: Level | str) -> Level:
         return Level(level)
     except ValueError:
         raise InputError(f"unknown CAdES level {level!r} (one of B-B, B-T, B-LT)") from None
-
-
-def _assemble(
-    template: SignerTemplate,
-    digest: bytes,
-    signing_time: dt.datetime,
-    extra: Sequence[bytes],
-    signature: bytes,
-    unsigned: Sequence[bytes],
-    extra_certs: Sequence[bytes],
-    revocation_info: Sequence[bytes],
-) -> bytes:
-    """Re-encode a SignedData around an existing signature (same signed attributes)."""
-    key = _ReplaySignature(template.key, signature)
-    replay = SignerTemplate(
-        key=key,
-        certificate=template.certificate,
-        chain=template.chain,
-        digest=template.digest,
-        digest_alg=template.digest_alg,
-        signature_alg=template.signature_alg,
-        sid=template.sid,
-        signing_certificate_attr=template.signing_certificate_attr,
-        certificates_der=template.certificates_der,
-    )
-    der, _sig = build_signed_data(
-        replay,
-        content_type=ID_DATA,
-        message_digest=digest,
-        signing_time=signing_time,
-        extra_signed_attributes=extra,
-        unsigned_attributes=unsigned,
-        extra_certificates=extra_certs,
-        revocation_info=sorted(revocation_info),
-    )
-    return der
-
-
-class _ReplaySignature:
-    """A SigningKey stand-in that returns a signature already made by the real key."""
-
-    def __init__(self, key: SigningKey, signature: bytes) -> None:
-        self.label = key.label
-        self.algorithm = key.algorithm
-        self.in_hsm = key.in_hsm
-        self._key = key
-        self._signature = signature
-
-    def public_key(self) -> Any:
-        return self._key.public_key()
-
-    def sign(self, data: bytes, digest: str) -> bytes:
-        return self._signature
-
-    def certificate_signer(self) -> None:
-        return None
 
 
 def _token_certificates(token: bytes) -> list[x509.Certificate]:

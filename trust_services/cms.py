@@ -27,9 +27,12 @@ __all__ = [
     "ID_CT_TST_INFO",
     "ID_DATA",
     "ID_SIGNED_DATA",
+    "SignedAttributes",
     "SignerTemplate",
+    "assemble_signed_data",
     "build_signed_data",
     "digest_algorithm_identifier",
+    "sign_attributes",
 ]
 
 ID_DATA = "1.2.840.113549.1.7.1"
@@ -113,26 +116,27 @@ class SignerTemplate:
         return hashlib.new(self.digest, data).digest()
 
 
-def build_signed_data(
+@dataclass(frozen=True)
+class SignedAttributes:
+    """The DER SET OF signed attributes and the signature over it."""
+
+    encoded: bytes
+    signature: bytes
+
+
+def sign_attributes(
     template: SignerTemplate,
     *,
     content_type: str,
     message_digest: bytes,
-    econtent: bytes | None = None,
     signing_time: dt.datetime | None = None,
-    include_certificates: bool = True,
-    extra_certificates: Sequence[bytes] = (),
-    revocation_info: Sequence[bytes] = (),
-    unsigned_attributes: Sequence[bytes] = (),
     extra_signed_attributes: Sequence[bytes] = (),
-) -> tuple[bytes, bytes]:
-    """Sign and return ``(ContentInfo DER, signature value)``.
+) -> SignedAttributes:
+    """Encode the signed attributes and sign them with the template's key.
 
     ``message_digest`` is the hash of the (possibly detached) content with the
-    template's digest. ``revocation_info`` holds RevocationInfoChoice encodings (a CRL
-    as is, an OCSP response wrapped by :func:`ocsp_revocation_info`).
-    ``extra_signed_attributes`` are encoded Attributes (see :func:`attribute`) signed
-    along with the standard ones, e.g. CAdES content-hints.
+    template's digest; ``extra_signed_attributes`` are encoded Attributes (see
+    :func:`attribute`), e.g. CAdES content-hints.
     """
     signed_attrs = [
         attribute(ATTR_CONTENT_TYPE, _der.oid(content_type)),
@@ -143,14 +147,34 @@ def build_signed_data(
         signed_attrs.append(attribute(ATTR_SIGNING_TIME, _der.utc_time(signing_time)))
     signed_attrs.extend(extra_signed_attributes)
     signed_set = _der.set_of(*signed_attrs)
-    signature = template.key.sign(signed_set, template.digest)
+    return SignedAttributes(signed_set, template.key.sign(signed_set, template.digest))
+
+
+def assemble_signed_data(
+    template: SignerTemplate,
+    signed: SignedAttributes,
+    *,
+    content_type: str,
+    econtent: bytes | None = None,
+    include_certificates: bool = True,
+    extra_certificates: Sequence[bytes] = (),
+    revocation_info: Sequence[bytes] = (),
+    unsigned_attributes: Sequence[bytes] = (),
+) -> bytes:
+    """The ContentInfo DER around already signed attributes.
+
+    Unsigned attributes (a signature timestamp) and validation data (B-LT) depend on the
+    signature value, so they are added here, after :func:`sign_attributes`.
+    ``revocation_info`` holds RevocationInfoChoice encodings (a CRL as is, an OCSP
+    response wrapped by :func:`ocsp_revocation_info`).
+    """
     signer_info_parts = [
         _der.integer(1),
         template.sid,
         template.digest_alg,
-        b"\xa0" + signed_set[1:],  # [0] IMPLICIT SET OF Attribute
+        b"\xa0" + signed.encoded[1:],  # [0] IMPLICIT SET OF Attribute
         template.signature_alg,
-        _der.octet_string(signature),
+        _der.octet_string(signed.signature),
     ]
     if unsigned_attributes:
         signer_info_parts.append(_der.context(1, b"".join(sorted(unsigned_attributes))))
@@ -171,7 +195,41 @@ def build_signed_data(
         parts.append(_der.context(1, b"".join(revocation_info)))
     parts.append(_der.set_of(_der.seq(*signer_info_parts)))
     signed_data = _der.seq(*parts)
-    return _der.seq(_der.oid(ID_SIGNED_DATA), _der.explicit(0, signed_data)), signature
+    return _der.seq(_der.oid(ID_SIGNED_DATA), _der.explicit(0, signed_data))
+
+
+def build_signed_data(
+    template: SignerTemplate,
+    *,
+    content_type: str,
+    message_digest: bytes,
+    econtent: bytes | None = None,
+    signing_time: dt.datetime | None = None,
+    include_certificates: bool = True,
+    extra_certificates: Sequence[bytes] = (),
+    revocation_info: Sequence[bytes] = (),
+    unsigned_attributes: Sequence[bytes] = (),
+    extra_signed_attributes: Sequence[bytes] = (),
+) -> tuple[bytes, bytes]:
+    """Sign and assemble in one go: ``(ContentInfo DER, signature value)``."""
+    signed = sign_attributes(
+        template,
+        content_type=content_type,
+        message_digest=message_digest,
+        signing_time=signing_time,
+        extra_signed_attributes=extra_signed_attributes,
+    )
+    der = assemble_signed_data(
+        template,
+        signed,
+        content_type=content_type,
+        econtent=econtent,
+        include_certificates=include_certificates,
+        extra_certificates=extra_certificates,
+        revocation_info=revocation_info,
+        unsigned_attributes=unsigned_attributes,
+    )
+    return der, signed.signature
 
 
 def ocsp_revocation_info(ocsp_response_der: bytes) -> bytes:

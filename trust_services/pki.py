@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
@@ -616,15 +616,3 @@ def init_pki(
         shutil.rmtree(path, ignore_errors=True)
         raise
     return pki
-
-
-def public_key_matches(cert: x509.Certificate, key: SigningKey) -> bool:
-    return _spki(cert.public_key()) == _spki(key.public_key())
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex()
-
-
-def is_supported_public_key(key: object) -> bool:
-    return isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
