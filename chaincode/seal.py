@@ -10,12 +10,17 @@ is an e-seal certificate (QCStatements QcType eseal, not a CA) and chains, throu
 certificates carried in the CMS, to one of ``roots`` (the issuing
 member's granted root anchors); and every certificate of the chain is valid at
 ``at_us``. Any failure raises :class:`Forbidden` with the reason.
+
+The chain rule is public, for CRL issuers and for the node's check of a creator:
+
+>>> path = verify_chain(cert, carried, roots, at_us, "creator", owner="KZ-CUSTOMS")
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -26,7 +31,7 @@ from . import der
 from .errors import Forbidden
 from .timeutil import datetime_us
 
-__all__ = ["load_certificate", "verify_seal"]
+__all__ = ["MAX_CHAIN", "load_certificate", "verify_chain", "verify_seal"]
 
 HashType = type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]
 
@@ -85,12 +90,13 @@ def _single(attrs: dict[str, list[der.Element]], oid: str, name: str) -> der.Ele
     return values[0]
 
 
-def _valid_at(cert: x509.Certificate, at_us: int, what: str) -> None:
-    if not datetime_us(cert.not_valid_before_utc) <= at_us <= datetime_us(cert.not_valid_after_utc):
-        raise _reject(
-            f"the {what} certificate ({cert.subject.rfc4514_string()}) is not valid "
-            "at the transaction time"
-        )
+def _validity_error(cert: x509.Certificate, at_us: int, what: str) -> str | None:
+    if datetime_us(cert.not_valid_before_utc) <= at_us <= datetime_us(cert.not_valid_after_utc):
+        return None
+    return (
+        f"the {what} certificate ({cert.subject.rfc4514_string()}) is not valid "
+        "at the transaction time"
+    )
 
 
 @functools.lru_cache(maxsize=512)
@@ -125,15 +131,107 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    return _link_verifies(_der(cert), _der(issuer))
-
-
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _path(cert: bytes, carried: tuple[bytes, ...], roots: tuple[bytes, ...]) -> tuple[int, ...]:
+    """The chain from ``cert`` as indices: carried CA certificates (0…), then the root
+    as ``-1 - j`` when the chain reaches ``roots[j]`` (absent when it does not).
+
+    A pure function of the bytes (cached, so determinism holds): at each step the first
+    granted root that issued the current certificate ends the chain, else the first
+    carried CA certificate that issued it continues it, at most MAX_CHAIN steps.
+    """
+    if cert in roots:
+        return (-1 - roots.index(cert),)  # a granted anchor is trusted as itself
+    path: list[int] = []
+    current = cert
+    for _ in range(MAX_CHAIN):
+        for j, root in enumerate(roots):
+            if _link_verifies(current, root):
+                return (*path, -1 - j)
+        parents = [
+            i
+            for i, c in enumerate(carried)
+            if c != current and _is_ca(load_certificate(c)) and _link_verifies(current, c)
+        ]
+        if not parents:
+            break
+        path.append(parents[0])
+        current = carried[parents[0]]
+    return tuple(path)
+
+
+def _verify_chain(
+    cert: x509.Certificate,
+    carried: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at_us: int,
+    what: str,
+    owner: str,
+    prefix: str,
+) -> list[x509.Certificate]:
+    if not roots:
+        raise Forbidden(f"{prefix}{owner} has no granted root anchor")
+    found = _path(_der(cert), tuple(_der(c) for c in carried), tuple(_der(r) for r in roots))
+    if found[:1] and found[0] < 0:
+        steps = [(roots[-1 - found[0]], what)]  # the certificate is a granted root itself
+    else:
+        steps = [(cert, what)]
+        steps += [(carried[i], "intermediate CA") for i in found if i >= 0]
+        steps += [(roots[-1 - j], "root anchor") for j in found if j < 0]
+    for step, name in steps:
+        error = _validity_error(step, at_us, name)
+        if error:
+            raise Forbidden(prefix + error)
+    if not found or found[-1] >= 0:
+        raise Forbidden(
+            f"{prefix}the {what} certificate does not chain to a granted root anchor of {owner}"
+        )
+    return [step for step, _name in steps]
+
+
+def verify_chain(
+    cert: x509.Certificate,
+    carried: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at_us: int,
+    what: str,
+    *,
+    owner: str = "the issuer",
+    prefix: str = "",
+) -> list[x509.Certificate]:
+    """The path ``[cert, intermediates…, root]`` from ``cert`` to one of ``roots``.
+
+    >>> verify_chain(creator, [], member_roots, ctx.now, "creator", owner="KZ-CUSTOMS")
+
+    Each link is ``cert.issuer == issuer.subject`` and ``verify_directly_issued_by``
+    (cached by the certificates' bytes); intermediates come from ``carried`` and must be
+    CA certificates (basicConstraints cA); the first granted root, in the order given,
+    that issued the current certificate ends the path, at most MAX_CHAIN links. A
+    certificate that is one of ``roots`` is its own path ``[root]``. Every certificate of
+    the path must be valid at ``at_us`` (bounds included). Raises :class:`Forbidden`
+    (message = ``prefix`` + reason): ``{owner} has no granted root anchor``; ``the {what}
+    | intermediate CA | root anchor certificate (SUBJECT) is not valid at the transaction
+    time``; ``the {what} certificate does not chain to a granted root anchor of {owner}``;
+    or ``a certificate of the {what} chain cannot be parsed``.
+    """
+    try:
+        return _verify_chain(cert, carried, roots, at_us, what, owner, prefix)
+    except (
+        ValueError,
+        TypeError,
+        UnsupportedAlgorithm,
+        x509.InvalidVersion,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ):
+        raise Forbidden(f"{prefix}a certificate of the {what} chain cannot be parsed") from None
 
 
 def _chain(
@@ -144,19 +242,8 @@ def _chain(
 ) -> None:
     if not roots:
         raise _reject("the issuing member has no granted root anchor")
-    current = signer
-    _valid_at(signer, at_us, "seal")
-    for _ in range(MAX_CHAIN):
-        for root in roots:
-            if _issued_by(current, root):
-                _valid_at(root, at_us, "root anchor")
-                return
-        parents = [c for c in carried if c is not current and _is_ca(c) and _issued_by(current, c)]
-        if not parents:
-            break
-        current = parents[0]
-        _valid_at(current, at_us, "intermediate CA")
-    raise _reject("the seal certificate does not chain to a granted root anchor of the issuer")
+    # parse errors propagate to verify_seal, which names them as a malformed CMS
+    _verify_chain(signer, carried, roots, at_us, "seal", "the issuer", "seal rejected: ")
 
 
 def _qc_types(cert: x509.Certificate) -> set[str]:
