@@ -8,29 +8,51 @@ A candidate is admitted when its approvals (the proposer's counts) are more than
 the current members. A member adds and withdraws only its own trust anchors (kind root,
 tsa or ocsp); the last granted root cannot be withdrawn (add the successor first).
 Registry writes need the role ``admin``.
+
+Members also publish the current CRL of each of their CAs (``PublishCrl``), as Fabric's
+MSP revocation lists: the CRL issuer must chain to one of the member's granted roots and
+a CRL is never rolled back. The ledger node rejects a revoked creator with the pure
+helpers below:
+
+>>> crl = ctx.get(ctx.key("crl", msp_id, issuer_key_id(path[1])))  # path = verify_chain(…)
+>>> creator_revocation(crl, creator.serial_number, ctx.now)    # None, or the entry
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import datetime as dt
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
+from .canonical import MAX_SAFE_INTEGER
 from .context import COUNTRY, MSP_ID, SHA256_HEX, Context, Fields, one_object
+from .der import SEQUENCE, DerError
+from .der import parse as parse_der
 from .errors import BadRequest, Conflict, Forbidden, NotFound
-from .seal import load_certificate
+from .seal import load_certificate, verify_chain
 from .timeutil import datetime_us, format_time
 
 __all__ = [
     "ANCHOR_KINDS",
     "FUNCTIONS",
+    "MAX_CRL_B64",
     "Anchor",
     "anchor_certificates",
+    "authority_key_id",
+    "creator_revocation",
+    "crl_record",
+    "issuer_key_id",
     "member",
     "member_by_country",
     "require_member",
@@ -38,6 +60,18 @@ __all__ = [
 
 ANCHOR_KINDS = ("root", "tsa", "ocsp")
 MAX_CERT_B64 = 16 * 1024
+MAX_CRL_B64 = 1024 * 1024
+KEY_ID = re.compile(r"[0-9a-f]{2,128}\Z")
+MAX_KEY_ID_BYTES = 64
+# cryptography parses lazily: a damaged field or extension surfaces when it is read
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 @dataclass(frozen=True)
@@ -65,14 +99,16 @@ def _anchor(f: Fields) -> Anchor:
         cert = load_certificate(der)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{f.where}.certificate is not a base64 DER X.509 certificate") from None
-    if kind == "root":
-        try:
-            ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            ca = False
-        if not ca:
-            raise BadRequest(f"{f.where}: a root anchor must be a CA certificate")
+    if kind == "root" and not _is_ca(cert):
+        raise BadRequest(f"{f.where}: a root anchor must be a CA certificate")
     return Anchor(kind, cert, der, hashlib.sha256(der).hexdigest())
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _member_request(f: Fields) -> MemberRequest:
@@ -331,6 +367,294 @@ def get_anchor_history(ctx: Context, args: list[str]) -> Any:
     return history
 
 
+# --------------------------------------------------------------------------- CRLs
+def issuer_key_id(cert: x509.Certificate) -> str:
+    """The id of a CA in ``crl~MSP~ISSUER_KEY_ID``: lower-case hex of its
+    SubjectKeyIdentifier (1 to 64 bytes), else SHA-256 hex of its DER SubjectPublicKeyInfo
+    (the bytes as they appear in the certificate)."""
+    try:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        ski = b""
+    if 0 < len(ski) <= MAX_KEY_ID_BYTES:
+        return ski.hex()
+    return hashlib.sha256(_spki_der(cert)).hexdigest()
+
+
+def authority_key_id(cert: x509.Certificate) -> str | None:
+    """Lower-case hex of the certificate's AuthorityKeyIdentifier keyIdentifier (the
+    issuer's :func:`issuer_key_id` when the issuer has a SubjectKeyIdentifier), or None."""
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    if not aki.key_identifier or len(aki.key_identifier) > MAX_KEY_ID_BYTES:
+        return None
+    return aki.key_identifier.hex()
+
+
+def _spki_der(cert: x509.Certificate) -> bytes:
+    parts = parse_der(cert.public_bytes(serialization.Encoding.DER)).children()
+    tbs = parts[0].expect(SEQUENCE, "TBSCertificate").children()
+    at = (
+        1 if tbs and tbs[0].tag == 0xA0 else 0
+    ) + 5  # [version] serial sig issuer validity subject
+    return tbs[at].expect(SEQUENCE, "SubjectPublicKeyInfo").raw
+
+
+def creator_revocation(
+    crl_value: Mapping[str, Any], serial: int, at_us: int
+) -> dict[str, Any] | None:
+    """The revocation entry ``{serial, revoked_at_us, revoked_at, reason}`` of ``serial`` in
+    a stored CRL value (``crl~MSP~ISSUER_KEY_ID``) when it was revoked at or before
+    ``at_us``, else None. Binary search: the entries are sorted by ``int(serial)``."""
+    revoked = crl_value["revoked"]
+    i = bisect.bisect_left(revoked, serial, key=lambda e: int(e["serial"]))
+    if i < len(revoked) and int(revoked[i]["serial"]) == serial:
+        entry = revoked[i]
+        if entry["revoked_at_us"] <= at_us:
+            return dict(entry)
+    return None
+
+
+def crl_record(ctx: Context, msp_id: str, key_id: str) -> dict[str, Any] | None:
+    """The CRL ``msp_id`` published for the CA ``key_id`` (see :func:`issuer_key_id`)."""
+    value: dict[str, Any] | None = ctx.get(ctx.key("crl", msp_id, key_id))
+    return value
+
+
+@dataclass(frozen=True)
+class CrlRequest:
+    crl: x509.CertificateRevocationList
+    crl_der: bytes
+    issuer: x509.Certificate
+    issuer_der: bytes
+    number: int
+    this_update_us: int
+    next_update_us: int | None
+    revoked: tuple[dict[str, Any], ...]
+
+
+def _base64(text: str, where: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise BadRequest(f"{where} is not base64 (a DER {what})") from None
+
+
+def _time_us(value: dt.datetime, what: str) -> int:
+    us = datetime_us(value)
+    if not 0 <= us <= MAX_SAFE_INTEGER:
+        raise BadRequest(f"{what} {value.isoformat()} is not between 1970 and 2255")
+    return us
+
+
+def _crl_request(f: Fields) -> CrlRequest:
+    crl_text = f.text("crl", max_len=MAX_CRL_B64)
+    issuer_text = f.text("issuer_certificate", max_len=MAX_CERT_B64)
+    f.done()
+    where = f"{f.where}.crl"
+    crl_der = _base64(crl_text, where, "CRL")
+    try:
+        parse_der(crl_der).expect(SEQUENCE, "CertificateList")
+        crl = x509.load_der_x509_crl(crl_der)
+    except DerError as exc:
+        raise BadRequest(f"{where} is not DER: {exc}") from None
+    except ValueError:
+        raise BadRequest(f"{where} is not an X.509 CRL (RFC 5280 CertificateList)") from None
+    issuer_der = _base64(issuer_text, f"{f.where}.issuer_certificate", "certificate")
+    try:
+        issuer = load_certificate(issuer_der)
+    except ValueError:
+        raise BadRequest(
+            f"{f.where}.issuer_certificate is not a DER X.509 certificate with a positive serial"
+        ) from None
+    try:
+        return _crl_fields(crl, crl_der, issuer, issuer_der, where)
+    except _PARSE_ERRORS:
+        raise BadRequest(f"{where} has a malformed field, entry or extension") from None
+
+
+def _crl_fields(
+    crl: x509.CertificateRevocationList,
+    crl_der: bytes,
+    issuer: x509.Certificate,
+    issuer_der: bytes,
+    where: str,
+) -> CrlRequest:
+    number: int | None = None
+    for ext in crl.extensions:
+        value = ext.value
+        if isinstance(value, x509.CRLNumber):
+            number = value.crl_number
+        elif isinstance(value, x509.DeltaCRLIndicator):
+            raise BadRequest(f"{where} is a delta CRL: publish the complete CRL")
+        elif isinstance(value, x509.IssuingDistributionPoint) and (
+            value.indirect_crl
+            or value.only_some_reasons
+            or value.only_contains_ca_certs
+            or value.only_contains_attribute_certs
+        ):
+            raise BadRequest(f"{where} is an indirect or partial CRL: publish the complete CRL")
+        elif ext.critical and isinstance(value, x509.UnrecognizedExtension):
+            raise BadRequest(f"{where} has an unknown critical extension {ext.oid.dotted_string}")
+    if number is None:
+        raise BadRequest(f"{where} has no CRL number (RFC 5280 §5.2.3)")
+    if number < 0:
+        raise BadRequest(f"{where} has a negative CRL number")
+    entries: list[tuple[int, dict[str, Any]]] = []
+    seen: set[int] = set()
+    for revoked in crl:
+        serial = revoked.serial_number
+        reason: str | None = None
+        for ext in revoked.extensions:
+            if isinstance(ext.value, x509.CRLReason):
+                reason = ext.value.reason.value
+            elif isinstance(ext.value, x509.CertificateIssuer):
+                raise BadRequest(f"{where} is an indirect CRL (certificate issuer entries)")
+            elif ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
+                raise BadRequest(
+                    f"{where} entry {serial} has an unknown critical extension "
+                    f"{ext.oid.dotted_string}"
+                )
+        if serial <= 0:
+            raise BadRequest(f"{where} revokes a serial number that is not positive")
+        if serial in seen:
+            raise BadRequest(f"{where} lists serial {serial} twice")
+        seen.add(serial)
+        if reason == x509.ReasonFlags.remove_from_crl.value:
+            raise BadRequest(f"{where} entry {serial}: removeFromCRL belongs in delta CRLs only")
+        at = _time_us(revoked.revocation_date_utc, f"{where} entry {serial} revocation date")
+        entries.append(
+            (
+                serial,
+                {
+                    "serial": str(serial),
+                    "revoked_at_us": at,
+                    "revoked_at": format_time(at),
+                    "reason": reason,
+                },
+            )
+        )
+    entries.sort(key=lambda e: e[0])
+    next_update = crl.next_update_utc
+    return CrlRequest(
+        crl=crl,
+        crl_der=crl_der,
+        issuer=issuer,
+        issuer_der=issuer_der,
+        number=number,
+        this_update_us=_time_us(crl.last_update_utc, f"{where} thisUpdate"),
+        next_update_us=None
+        if next_update is None
+        else _time_us(next_update, f"{where} nextUpdate"),
+        revoked=tuple(e for _, e in entries),
+    )
+
+
+def _check_crl_issuer(ctx: Context, msp_id: str, req: CrlRequest) -> None:
+    issuer = req.issuer
+    subject = issuer.subject.rfc4514_string()
+    try:
+        if not _is_ca(issuer):
+            raise Forbidden(f"CRL rejected: the issuer certificate ({subject}) is not a CA")
+        try:
+            usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is not None and not usage.crl_sign:
+            raise Forbidden(
+                f"CRL rejected: the key usage of the issuer certificate ({subject}) "
+                "does not allow CRL signing"
+            )
+        verify_chain(
+            issuer,
+            [],
+            anchor_certificates(ctx, msp_id, "root"),
+            ctx.now,
+            "CRL issuer",
+            owner=msp_id,
+            prefix="CRL rejected: ",
+        )
+        if req.crl.issuer.public_bytes() != issuer.subject.public_bytes():
+            raise Forbidden(
+                "CRL rejected: the CRL's issuer name differs from the subject of the "
+                f"issuer certificate ({subject})"
+            )
+        valid = req.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except _PARSE_ERRORS:
+        raise Forbidden(
+            f"CRL rejected: the CRL's signature cannot be checked with the issuer "
+            f"certificate ({subject})"
+        ) from None
+    if not valid:
+        raise Forbidden(
+            f"CRL rejected: the CRL's signature does not verify with the issuer "
+            f"certificate ({subject})"
+        )
+
+
+def publish_crl(ctx: Context, args: list[str]) -> Any:
+    req = _crl_request(Fields(one_object(args), "request"))
+    me = require_member(ctx, "admin")["msp_id"]
+    _check_crl_issuer(ctx, me, req)
+    subject = req.issuer.subject.rfc4514_string()
+    if req.this_update_us > ctx.now:
+        raise Conflict(
+            f"the CRL's thisUpdate {format_time(req.this_update_us)} is after the "
+            f"transaction time {ctx.now_text}"
+        )
+    key_id = issuer_key_id(req.issuer)
+    stored = crl_record(ctx, me, key_id)
+    if stored is not None and int(stored["number"]) >= req.number:
+        raise Conflict(
+            f"a CRL is never rolled back: {me} published CRL number {stored['number']} "
+            f"of {subject}; this one has number {req.number}"
+        )
+    record = {
+        "msp_id": me,
+        "issuer": subject,
+        "issuer_key_id": key_id,
+        "number": str(req.number),
+        "this_update": format_time(req.this_update_us),
+        "this_update_us": req.this_update_us,
+        "next_update": None if req.next_update_us is None else format_time(req.next_update_us),
+        "next_update_us": req.next_update_us,
+        "revoked": list(req.revoked),
+        "crl": base64.b64encode(req.crl_der).decode(),
+        "issuer_certificate": base64.b64encode(req.issuer_der).decode(),
+        "published": ctx.step(),
+    }
+    ctx.put(ctx.key("crl", me, key_id), record)
+    ctx.emit(
+        "CrlPublished",
+        msp_id=me,
+        issuer=subject,
+        issuer_key_id=key_id,
+        number=str(req.number),
+        revoked=len(req.revoked),
+    )
+    return {k: v for k, v in record.items() if k not in ("crl", "issuer_certificate")}
+
+
+def get_crl(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "query")
+    msp_id = f.text("msp_id", pattern=MSP_ID)
+    key_id = f.text("issuer_key_id", pattern=KEY_ID)
+    f.done()
+    found = crl_record(ctx, msp_id, key_id)
+    if found is None:
+        raise NotFound(f"no CRL of issuer {key_id} published by {msp_id}")
+    return found
+
+
+def get_crls(ctx: Context, args: list[str]) -> Any:
+    f = Fields(one_object(args), "query")
+    msp_id = f.text("msp_id", pattern=MSP_ID)
+    f.done()
+    return [c for _k, c in ctx.scan("crl", msp_id)]
+
+
 FUNCTIONS = {
     "InitLedger": init_ledger,
     "ProposeMember": propose_member,
@@ -341,4 +665,7 @@ FUNCTIONS = {
     "GetMembers": get_members,
     "GetTrustList": get_trust_list,
     "GetAnchorHistory": get_anchor_history,
+    "PublishCrl": publish_crl,
+    "GetCrl": get_crl,
+    "GetCrls": get_crls,
 }

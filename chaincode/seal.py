@@ -147,8 +147,6 @@ def _path(cert: bytes, carried: tuple[bytes, ...], roots: tuple[bytes, ...]) -> 
     granted root that issued the current certificate ends the chain, else the first
     carried CA certificate that issued it continues it, at most MAX_CHAIN steps.
     """
-    if cert in roots:
-        return (-1 - roots.index(cert),)  # a granted anchor is trusted as itself
     path: list[int] = []
     current = cert
     for _ in range(MAX_CHAIN):
@@ -178,10 +176,12 @@ def _verify_chain(
 ) -> list[x509.Certificate]:
     if not roots:
         raise Forbidden(f"{prefix}{owner} has no granted root anchor")
-    found = _path(_der(cert), tuple(_der(c) for c in carried), tuple(_der(r) for r in roots))
-    if found[:1] and found[0] < 0:
-        steps = [(roots[-1 - found[0]], what)]  # the certificate is a granted root itself
+    cert_der, root_ders = _der(cert), tuple(_der(r) for r in roots)
+    if cert_der in root_ders:
+        found: tuple[int, ...] = (-1 - root_ders.index(cert_der),)  # a granted root itself
+        steps = [(roots[-1 - found[0]], what)]
     else:
+        found = _path(cert_der, tuple(_der(c) for c in carried), root_ders)
         steps = [(cert, what)]
         steps += [(carried[i], "intermediate CA") for i in found if i >= 0]
         steps += [(roots[-1 - j], "root anchor") for j in found if j < 0]
