@@ -343,6 +343,11 @@ def test_verify_chain_paths_and_reasons(consortium: Consortium) -> None:
         "does not chain to a granted root anchor of the issuer"
     )
     late = datetime_us(seal.not_valid_after_utc) + 1
+    # a certificate issued straight by a root: its own validity counts, then the root's
+    expired = datetime_us(issuing.not_valid_after_utc) + 1
+    assert reason(issuing, [], [root], expired, "CRL issuer").startswith(
+        f"the CRL issuer certificate ({issuing.subject.rfc4514_string()}) is not valid"
+    )
     assert reason(seal, [issuing], [root], late, "creator") == (
         f"the creator certificate ({seal.subject.rfc4514_string()}) is not valid at the "
         "transaction time"
