@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from chaincode.errors import Forbidden
 from chaincode.registry import (
@@ -374,3 +374,26 @@ def test_verify_chain_names_the_certificate_not_valid(fresh_pki: OrgPki) -> None
     with pytest.raises(Forbidden) as caught:
         verify_chain(early, [], [issuing], before, "creator")  # the issuing CA as a root
     assert caught.value.message.startswith("the root anchor certificate (")
+
+
+def test_key_ids(consortium: Consortium) -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root = consortium.kz.certificate("root")
+    assert authority_key_id(root) is None  # a root carries no AuthorityKeyIdentifier
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "no SKI")])
+    bare = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(at(0))
+        .not_valid_after(at(86400))
+        .sign(key, hashes.SHA256())
+    )
+    spki = key.public_key().public_bytes(DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert issuer_key_id(bare) == hashlib.sha256(spki).hexdigest()
