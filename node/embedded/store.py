@@ -1,0 +1,295 @@
+"""SQLite storage of the embedded ledger: blocks, transactions and a versioned world state.
+
+>>> store = Store.open(path)                      # WAL, synchronous=FULL
+>>> store.get("\\x00aeo\\x00KZ-AEO-2026-000123\\x00")   # (version, value) or None
+>>> store.append_block(block)                     # one atomic, durable SQLite transaction
+
+Layout (docs/ledger.md):
+
+- ``vals(vid, ver, key, value)`` — the write log: every write of every valid
+  transaction, in ledger order (``value`` NULL = delete). Appended, never updated.
+- ``kv(key, ver, vid)`` — the state index (WITHOUT ROWID, all versions): the current
+  value of a key is its highest version; its history is all of them.
+- ``txs(ver, tx_id, code, ts_ns, record)`` — every ordered transaction (valid or not)
+  with its record (proposal, signature, read/write set, response, event).
+- ``blocks(number, hash, header, signature, tsa_token)``; ``certs(sha256, der)`` holds
+  each creator/signer certificate once; ``meta`` holds the channel and format.
+
+A version ``ver`` is ``block << 20 | tx index`` (Fabric's (block, tx) height in one
+integer). Writing one block is one ``BEGIN IMMEDIATE … COMMIT``: after a crash a block
+is either all there or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LedgerError
+
+__all__ = ["VER_SHIFT", "BlockWrite", "Store", "StoredBlock", "ver_of"]
+
+FORMAT = b"caravan-embedded-ledger/1"
+VER_SHIFT = 20
+MAX_TX_PER_BLOCK = 1 << VER_SHIFT
+PAGE_SIZE = 8192
+
+_SCHEMA = """
+CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE blocks(
+    number INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
+    signature BLOB NOT NULL, tsa_token BLOB);
+CREATE TABLE txs(
+    ver INTEGER PRIMARY KEY, tx_id BLOB NOT NULL UNIQUE, code TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL, record BLOB NOT NULL);
+CREATE TABLE vals(vid INTEGER PRIMARY KEY, ver INTEGER NOT NULL, key BLOB NOT NULL, value BLOB);
+CREATE TABLE kv(
+    key BLOB NOT NULL, ver INTEGER NOT NULL, vid INTEGER NOT NULL,
+    PRIMARY KEY(key, ver)) WITHOUT ROWID;
+CREATE TABLE certs(sha256 BLOB PRIMARY KEY, der BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+
+def ver_of(block: int, index: int) -> int:
+    return (block << VER_SHIFT) | index
+
+
+@dataclass(frozen=True)
+class BlockWrite:
+    """Everything one block adds, written in one SQLite transaction."""
+
+    number: int
+    hash: bytes
+    header: bytes
+    signature: bytes
+    tsa_token: bytes | None
+    txs: Sequence[tuple[int, bytes, str, int, bytes]]  # ver, tx_id, code, ts_ns, record
+    writes: Sequence[tuple[int, str, bytes | None]]  # ver, key, value (None = delete)
+    certs: Sequence[tuple[bytes, bytes]]  # sha256, der
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    number: int
+    hash: bytes
+    header: bytes
+    signature: bytes
+    tsa_token: bytes | None
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    uri = f"file:{path}?mode={'ro' if readonly else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise LedgerError(f"cannot put the ledger {path} in WAL mode")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA cache_size=-131072")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        if readonly:
+            conn.execute("PRAGMA query_only=ON")
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
+    return conn
+
+
+class Store:
+    """One ledger database; the writer connection plus per-thread reader connections."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self._local = threading.local()
+        self._next_vid = (conn.execute("SELECT max(vid) FROM vals").fetchone()[0] or 0) + 1
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, path: Path, channel: str) -> Store:
+        if path.exists():
+            raise LedgerError(f"{path} already exists")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # schema and identity in one transaction: a half-created ledger cannot exist
+            conn.executescript(
+                "BEGIN;"
+                + _SCHEMA
+                + f"INSERT INTO meta VALUES('format', X'{FORMAT.hex()}');"
+                + f"INSERT INTO meta VALUES('channel', X'{channel.encode().hex()}');"
+                + "COMMIT;"
+            )
+        finally:
+            conn.close()
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> Store:
+        if not path.is_file():
+            raise LedgerError(f"no ledger at {path}")
+        conn = _connect(path, readonly)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE name='format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LedgerError(f"{path} is not a Caravan ledger: {exc}") from None
+        if row is None or row[0] != FORMAT:
+            conn.close()
+            raise LedgerError(f"{path} is not a Caravan ledger (format {row!r})")
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def channel(self) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE name='channel'").fetchone()
+        return bytes(row[0]).decode()
+
+    def reader(self) -> sqlite3.Connection:
+        """A read connection for the calling thread (sees the last committed block)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    # ---------------------------------------------------------------------- reads
+    def height(self) -> int:
+        row = self.conn.execute("SELECT max(number) FROM blocks").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def last_block(self) -> StoredBlock | None:
+        row = self.conn.execute(
+            "SELECT number, hash, header, signature, tsa_token FROM blocks "
+            "ORDER BY number DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else StoredBlock(*row)
+
+    def block(self, number: int, conn: sqlite3.Connection | None = None) -> StoredBlock | None:
+        row = (
+            (conn or self.conn)
+            .execute(
+                "SELECT number, hash, header, signature, tsa_token FROM blocks WHERE number=?",
+                (number,),
+            )
+            .fetchone()
+        )
+        return None if row is None else StoredBlock(*row)
+
+    def block_txs(
+        self, number: int, conn: sqlite3.Connection | None = None
+    ) -> list[tuple[int, bytes, str, int, bytes]]:
+        lo = ver_of(number, 0)
+        return (
+            (conn or self.conn)
+            .execute(
+                "SELECT ver, tx_id, code, ts_ns, record FROM txs WHERE ver >= ? AND ver < ? "
+                "ORDER BY ver",
+                (lo, lo + MAX_TX_PER_BLOCK),
+            )
+            .fetchall()
+        )
+
+    def existing_tx_ids(self, tx_ids: Sequence[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for i in range(0, len(tx_ids), 500):
+            part = tx_ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT tx_id FROM txs WHERE tx_id IN ({marks})"  # noqa: S608 (only ?s)
+            rows = self.conn.execute(query, part)
+            found.update(bytes(r[0]) for r in rows)
+        return found
+
+    def tx(self, tx_id: bytes) -> tuple[int, str, bytes] | None:
+        row = self.conn.execute(
+            "SELECT ver, code, record FROM txs WHERE tx_id=?", (tx_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+    def certificate(self, sha256: bytes, conn: sqlite3.Connection | None = None) -> bytes | None:
+        row = (
+            (conn or self.conn)
+            .execute("SELECT der FROM certs WHERE sha256=?", (sha256,))
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    # ---------------------------------------------------------------- world state
+    @staticmethod
+    def get(conn: sqlite3.Connection, key: str) -> tuple[int, bytes] | None:
+        """The current (version, value) of ``key``, or None when absent or deleted."""
+        row = conn.execute(
+            "SELECT k.ver, v.value FROM kv k JOIN vals v ON v.vid = k.vid "
+            "WHERE k.key = ? ORDER BY k.ver DESC LIMIT 1",
+            (key.encode(),),
+        ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        return row[0], row[1]
+
+    @staticmethod
+    def range(conn: sqlite3.Connection, start: str, end: str) -> Iterator[tuple[str, int, bytes]]:
+        """Current (key, version, value) for keys in [start, end) ('' end = open)."""
+        # end '' = open: U+10FFFF+1 never occurs in UTF-8, so b"\xf5" bounds every key
+        rows = conn.execute(
+            "SELECT k.key, k.ver, v.value FROM "
+            "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= ? AND key < ? GROUP BY key) k "
+            "JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL ORDER BY k.key",
+            (start.encode(), end.encode() if end else b"\xf5"),
+        )
+        for key, ver, value in rows:
+            yield bytes(key).decode(), ver, value
+
+    @staticmethod
+    def history(conn: sqlite3.Connection, key: str) -> list[tuple[int, bytes | None, bytes, int]]:
+        """Every committed (version, value or None, tx_id, ts_ns) of ``key``, oldest first."""
+        return conn.execute(
+            "SELECT k.ver, v.value, t.tx_id, t.ts_ns FROM kv k "
+            "JOIN vals v ON v.vid = k.vid JOIN txs t ON t.ver = k.ver "
+            "WHERE k.key = ? ORDER BY k.ver",
+            (key.encode(),),
+        ).fetchall()
+
+    def state_key_count(self) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM (SELECT key, max(ver), vid FROM kv GROUP BY key) k "
+            "JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL"
+        ).fetchone()
+        return int(row[0])
+
+    # --------------------------------------------------------------------- writes
+    def append_block(self, block: BlockWrite) -> None:
+        """Write one block, its transactions and their writes in ONE durable transaction."""
+        conn = self.conn
+        vid = self._next_vid
+        vals = []
+        index = []
+        for ver, key, value in block.writes:
+            raw = key.encode()
+            vals.append((vid, ver, raw, value))
+            index.append((raw, ver, vid))
+            vid += 1
+        index.sort()  # key order: neighbouring pages, fewer pages touched
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO blocks VALUES(?, ?, ?, ?, ?)",
+                (block.number, block.hash, block.header, block.signature, block.tsa_token),
+            )
+            conn.executemany("INSERT INTO txs VALUES(?, ?, ?, ?, ?)", block.txs)
+            conn.executemany("INSERT INTO vals VALUES(?, ?, ?, ?)", vals)
+            conn.executemany("INSERT INTO kv VALUES(?, ?, ?)", index)
+            conn.executemany("INSERT OR IGNORE INTO certs VALUES(?, ?)", block.certs)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._next_vid = vid

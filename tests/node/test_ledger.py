@@ -1,0 +1,325 @@
+"""The embedded ledger: signed proposals, creator checks, MVCC, blocks, persistence."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from node.embedded.ledger import EmbeddedLedger
+from node.embedded.verify import verify_ledger
+from node.errors import LedgerError, ProposalError, Rejected
+from node.proposal import SignedProposal, make_proposal
+from tests.node.conftest import CHANNEL, Signers, b64, genesis_arg, member_signer, propose
+from trust_services.pki import OrgPki
+
+MakeLedger = Callable[..., EmbeddedLedger]
+SEZ = "KZ-KHORGOS"
+
+
+def event(n: int, ref: str | None = None) -> dict[str, Any]:
+    return {
+        "event_hash": f"ni:///sha-256;{hashlib.sha256(str(n).encode()).hexdigest()}?ver=CBV2.0",
+        "consignment_ref": ref or f"26KZ{n:07d}-KHG",
+        "event_type": "ObjectEvent",
+        "biz_step": "arriving",
+        "disposition": "in_transit",
+        "event_time": "2026-11-24T08:00:00+05:00",
+        "location": "urn:epc:id:sgln:4870001.00001.0",
+        "aeo_id": "KZ-AEO-2026-000123",
+    }
+
+
+def anchor_batch(*events: dict[str, Any]) -> dict[str, Any]:
+    return {"sez": SEZ, "events": list(events)}
+
+
+def with_sez(ledger: EmbeddedLedger, signers: Signers) -> None:
+    subject = signers["kz-khorgos"].certificate.subject.rfc4514_string()
+    receipt = ledger.submit(
+        propose(
+            signers["kz-admin"],
+            "RegisterSezOperator",
+            {"sez": SEZ, "name": "Khorgos - Eastern Gate", "operator_subject": subject},
+        )
+    )
+    assert receipt.code == "VALID", receipt
+
+
+def snapshot(ledger: EmbeddedLedger) -> tuple[Any, ...]:
+    conn = ledger.store.conn
+    return (
+        ledger.info(),
+        conn.execute("SELECT count(*) FROM vals").fetchone(),
+        conn.execute("SELECT count(*) FROM kv").fetchone(),
+    )
+
+
+# ------------------------------------------------------------------ happy path
+def test_genesis_block_and_a_transaction(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    info = ledger.info()
+    assert (info.height, info.tx_count, info.valid_tx_count) == (1, 1, 1)
+    block0 = ledger.block(0)
+    assert block0.header["prev_hash"] == "0" * 64
+    assert block0.txs[0].function == "InitLedger"
+    assert block0.txs[0].creator_msp == "KZ-CUSTOMS"
+
+    with_sez(ledger, signers)
+    receipt = ledger.submit(propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(1))))
+    assert (receipt.code, receipt.status, receipt.block) == ("VALID", 200, 2)
+    assert json.loads(receipt.payload)["size"] == 1
+    assert receipt.event is not None and receipt.event[0] == "caravan"
+
+    trail = ledger.evaluate(
+        "GetTrail", [json.dumps({"consignment_ref": event(1)["consignment_ref"]})]
+    )
+    assert trail.status == 200 and len(json.loads(trail.payload)) == 1
+    block2 = ledger.block(2)
+    assert block2.header["prev_hash"] == ledger.block(1).hash
+    assert block2.txs[0].tx_id == receipt.tx_id and block2.txs[0].code == "VALID"
+    assert verify_ledger(ledger.store).height == 3
+
+
+def test_reopen_keeps_the_chain(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    path = ledger.store.path
+    before = ledger.info()
+    ledger.close()
+    reopened = EmbeddedLedger.open(path, signers["kz-node"])
+    try:
+        assert reopened.info() == before
+        receipt = reopened.submit(
+            propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(2)))
+        )
+        assert receipt.code == "VALID" and receipt.block == before.height
+        assert verify_ledger(reopened.store).height == before.height + 1
+    finally:
+        reopened.close()
+
+
+def test_events_from_a_checkpoint(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    ledger.submit(propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(3))))
+    events = list(ledger.events(0))
+    assert [e[0] for e in events] == [0, 1, 2]
+    later = list(ledger.events(2))
+    assert len(later) == 1 and json.loads(later[0][3])["entries"][0]["type"] == "EventsAnchored"
+
+
+# ------------------------------------------------------------------- rejections
+def refused(ledger: EmbeddedLedger, signed: SignedProposal, code: str, status: int) -> str:
+    before = snapshot(ledger)
+    receipt = ledger.submit(signed)
+    assert (receipt.code, receipt.status) == (code, status), receipt
+    assert receipt.block is None
+    assert snapshot(ledger) == before
+    return receipt.message
+
+
+def test_bad_signature_and_tampered_proposal(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    signed = propose(signers["kz-admin"], "GetMembers")
+    forged = dataclasses.replace(signed, signature=signed.signature[:-2] + b"\x00\x01")
+    assert "does not verify" in refused(ledger, forged, "BAD_SIGNATURE", 403)
+    body = json.loads(signed.proposal)
+    body["function"] = "GetTrustList"
+    tampered = dataclasses.replace(
+        signed, proposal=json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    )
+    refused(ledger, tampered, "BAD_SIGNATURE", 403)
+    other = signers["uz-admin"].certificate.public_bytes(Encoding.DER)
+    swapped = dataclasses.replace(signed, certificate=other)
+    refused(ledger, swapped, "BAD_SIGNATURE", 403)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff\xfe", "not valid UTF-8 JSON"),
+        (b"[]", "exactly the members"),
+        (b'{"v": 1}', "exactly the members"),
+    ],
+)
+def test_malformed_proposal(
+    make_ledger: MakeLedger, signers: Signers, data: bytes, message: str
+) -> None:
+    ledger = make_ledger()
+    signed = propose(signers["kz-admin"], "GetMembers")
+    assert message in refused(
+        ledger, dataclasses.replace(signed, proposal=data), "BAD_PROPOSAL", 400
+    )
+
+
+def test_non_canonical_and_wrong_tx_id(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    signer = signers["kz-admin"]
+    signed = propose(signer, "GetMembers")
+    body = json.loads(signed.proposal)
+    spaced = json.dumps(body, sort_keys=True).encode()
+    resigned = dataclasses.replace(signed, proposal=spaced, signature=signer.sign(spaced, "sha256"))
+    assert "canonical" in refused(ledger, resigned, "BAD_PROPOSAL", 400)
+    body["tx_id"] = "0" * 64
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    wrong = dataclasses.replace(signed, proposal=raw, signature=signer.sign(raw, "sha256"))
+    assert "tx_id" in refused(ledger, wrong, "BAD_PROPOSAL", 400)
+
+
+def test_duplicate_transaction_id(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    signed = propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(4)))
+    assert ledger.submit(signed).code == "VALID"
+    refused(ledger, signed, "DUPLICATE_TXID", 409)
+    again = propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(5)))
+    first, second = ledger.submit_many([again, again])
+    assert first.code == "VALID" and second.code == "DUPLICATE_TXID"
+
+
+def test_wrong_channel_and_stale_timestamp(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    other = make_proposal(
+        signers["kz-admin"], "GetMembers", [], channel="other", timestamp=(int(time.time()), 0)
+    )
+    refused(ledger, other, "WRONG_CHANNEL", 400)
+    stale = propose(signers["kz-admin"], "GetMembers", ts=(int(time.time()) - 3600, 0))
+    assert "node's clock" in refused(ledger, stale, "BAD_TIMESTAMP", 400)
+
+
+def test_contract_refusals_are_not_recorded(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    assert "unknown function" in refused(
+        ledger, propose(signers["kz-admin"], "NoSuchFunction"), "CHAINCODE_ERROR", 400
+    )
+    refused(ledger, propose(signers["kz-khorgos"], "AnchorEvents", "{"), "CHAINCODE_ERROR", 400)
+    # a creator without the right role: an officer anchoring events
+    refused(
+        ledger,
+        propose(signers["kz-officer"], "AnchorEvents", anchor_batch(event(6))),
+        "CHAINCODE_ERROR",
+        403,
+    )
+    # an SEZ operator of another zone
+    batch = {"sez": "KZ-AKTAU", "events": [event(7)]}
+    refused(ledger, propose(signers["kz-aktau"], "AnchorEvents", batch), "CHAINCODE_ERROR", 404)
+
+
+def test_untrusted_creators(make_ledger: MakeLedger, signers: Signers, fresh_pki: OrgPki) -> None:
+    ledger = make_ledger("KZ", "UZ")
+    # KG is not a member of this ledger's consortium
+    message = refused(ledger, propose(signers["kg-admin"], "GetMembers"), "UNTRUSTED_CREATOR", 403)
+    assert "KG-CUSTOMS is not a member" in message
+    # an impostor: a "KZ-CUSTOMS" identity from a PKI whose root is not on the trust list
+    impostor = member_signer(fresh_pki, "impostor", "admin")
+    message = refused(ledger, propose(impostor, "GetMembers"), "UNTRUSTED_CREATOR", 403)
+    assert "does not chain to a granted root anchor of KZ-CUSTOMS" in message
+    # the right certificate but without the CA certificate between it and the root
+    bare = dataclasses.replace(signers["kz-admin"], chain=[])
+    refused(ledger, propose(bare, "GetMembers"), "UNTRUSTED_CREATOR", 403)
+
+
+def test_revoked_creator(make_ledger: MakeLedger, signers: Signers) -> None:
+    ledger = make_ledger()
+    pki = signers.pkis["KZ"]
+    victim = member_signer(pki, "ln-revoked-admin", "admin")
+    assert ledger.submit(propose(victim, "GetMembers")).code == "VALID"
+    pki.revoke(victim.certificate.serial_number, "key-compromise")
+    crl = pki.build_crl("issuing")
+    issuing = pki.certificate("issuing").public_bytes(Encoding.DER)
+    published = ledger.submit(
+        propose(
+            signers["kz-admin"], "PublishCrl", {"crl": b64(crl), "issuer_certificate": b64(issuing)}
+        )
+    )
+    assert published.code == "VALID", published
+    message = refused(ledger, propose(victim, "GetMembers"), "REVOKED_CREATOR", 403)
+    assert f"serial {victim.certificate.serial_number:x}" in message
+    # others of the same CA are unaffected
+    assert ledger.submit(propose(signers["kz-officer"], "GetMembers")).code == "VALID"
+
+
+# --------------------------------------------------------------------------- MVCC
+def test_read_conflict_in_one_block_is_recorded_and_changes_nothing(
+    make_ledger: MakeLedger, signers: Signers
+) -> None:
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    ref = "26KZ9999999-KHG"
+    first = propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(10, ref)))
+    second = propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(11, ref)))
+    a, b = ledger.submit_many([first, second])
+    assert (a.code, b.code) == ("VALID", "MVCC_READ_CONFLICT")
+    assert a.block == b.block and b.status == 409 and b.payload == b""
+    block = ledger.block(a.block or 0)
+    assert [t.code for t in block.txs] == ["VALID", "MVCC_READ_CONFLICT"]
+    assert block.header["valid_count"] == 1
+    trail = json.loads(ledger.evaluate("GetTrail", [json.dumps({"consignment_ref": ref})]).payload)
+    assert [e["event_hash"] for e in trail] == [event(10)["event_hash"]]
+    # resubmitted in a block of its own it succeeds (a new proposal: new tx id)
+    again = propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(11, ref)))
+    assert ledger.submit(again).code == "VALID"
+    verify_ledger(ledger.store)
+
+
+def test_phantom_read_conflict(
+    make_ledger: MakeLedger, signers: Signers, fresh_pki: OrgPki
+) -> None:
+    ledger = make_ledger()
+    admin = signers["kz-admin"]
+    extra = [fresh_pki.certificate(n).public_bytes(Encoding.DER) for n in ("root", "issuing")]
+    added = ledger.submit(
+        propose(admin, "AddAnchor", {"kind": "root", "certificate": b64(extra[0])})
+    )
+    assert added.code == "VALID", added
+    # in one block: a new root anchor, and a withdrawal whose rule scans KZ's anchors
+    add = propose(admin, "AddAnchor", {"kind": "root", "certificate": b64(extra[1])})
+    withdraw = propose(
+        admin,
+        "WithdrawAnchor",
+        {
+            "msp_id": "KZ-CUSTOMS",
+            "fingerprint": hashlib.sha256(extra[0]).hexdigest(),
+            "reason": "rotation",
+        },
+    )
+    a, b = ledger.submit_many([add, withdraw])
+    assert (a.code, b.code) == ("VALID", "PHANTOM_READ_CONFLICT")
+    query = json.dumps({"msp_id": "KZ-CUSTOMS"})
+    trust = json.loads(ledger.evaluate("GetTrustList", [query]).payload)
+    assert [a["status"] for a in trust] == ["granted"] * 3
+    # the anchor's history comes from the ledger's history index
+    history = ledger.evaluate(
+        "GetAnchorHistory",
+        [json.dumps({"msp_id": "KZ-CUSTOMS", "fingerprint": hashlib.sha256(extra[0]).hexdigest()})],
+    )
+    assert [h["tx_id"] for h in json.loads(history.payload)] == [added.tx_id]
+
+
+# --------------------------------------------------------------------- lifecycle
+def test_create_refuses_a_bad_genesis(tmp_path: Any, signers: Signers) -> None:
+    genesis = propose(signers["kz-admin"], "GetMembers")
+    with pytest.raises(ProposalError, match="InitLedger"):
+        EmbeddedLedger.create(tmp_path / "g.db", CHANNEL, genesis, signers["kz-node"])
+    assert not (tmp_path / "g.db").exists()
+    outsider = propose(signers["kg-admin"], "InitLedger", genesis_arg(signers.pkis, "KZ"))
+    with pytest.raises(Rejected, match="not a founding member"):
+        EmbeddedLedger.create(tmp_path / "g.db", CHANNEL, outsider, signers["kz-node"])
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_open_refuses_what_is_not_a_ledger(tmp_path: Any, signers: Signers) -> None:
+    with pytest.raises(LedgerError, match="no ledger"):
+        EmbeddedLedger.open(tmp_path / "missing.db", signers["kz-node"])
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(LedgerError):
+        EmbeddedLedger.open(junk, signers["kz-node"])
