@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "MAX_SAFE_INTEGER",
     "CanonicalJsonError",
+    "ObjectLayout",
     "canonical_json",
+    "finish",
+    "integer",
+    "json_text",
     "parse_json",
+    "quote",
     "sha256_hex",
 ]
 
@@ -142,18 +148,125 @@ _ENCODER = json.JSONEncoder(
 )
 
 
-def canonical_json(value: Any) -> bytes:
-    """The RFC 8785 canonical UTF-8 bytes of ``value``; raises CanonicalJsonError."""
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+# The C encoder behind _ENCODER, made once. JSONEncoder.encode() builds a new one (and a
+# dict for cycle detection) on every call, which costs more than encoding a small record.
+# Cycles need no markers here: _plain() refuses values nested deeper than MAX_DEPTH first.
+try:
+    from _json import make_encoder as _make_encoder
+
+    _C_ENCODE: Any = _make_encoder(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+except (ImportError, TypeError):  # not CPython, or another signature: the public API
+    _C_ENCODE = None
+
+
+def _plain(value: Any) -> bool:
+    """True when the checks of :func:`_fast_ok` would pass (keys' planes aside).
+
+    One breadth-first pass without recursion, each scalar checked inline: the hot path of
+    every ledger write. It never raises: on anything unusual (a float, a big integer, a
+    non-str key, another type, too deep) it answers False and canonical_json runs the
+    reference checks, so errors and their messages are those of _fast_ok/_write.
+    Whether a key lies beyond U+FFFF is checked on the encoded text instead.
+    """
+    level = [value]
+    for _depth in range(MAX_DEPTH + 1):
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    continue
+                return False
+            if kind is dict:
+                for key in item:
+                    if type(key) is not str:
+                        return False
+                below.extend(item.values())
+            elif kind is list or kind is tuple:
+                below.extend(item)
+            else:
+                return False
+        if not below:
+            return True
+        level = below
+    return False  # deeper than MAX_DEPTH (or a cycle)
+
+
+def _reference(value: Any) -> str:
+    """The checked encoding, one recursive call per node; errors are raised from here."""
     if _fast_ok(value, 0):
-        text = _ENCODER.encode(value)
-    else:
-        out: list[str] = []
-        _write(value, out, 0)
-        text = "".join(out)
+        return _ENCODER.encode(value)
+    out: list[str] = []
+    _write(value, out, 0)
+    return "".join(out)
+
+
+def json_text(value: Any) -> str:
+    """The canonical JSON text of ``value`` (lone surrogates are left to :func:`finish`)."""
+    text = None
+    if _C_ENCODE is not None and _plain(value):
+        text = "".join(_C_ENCODE(value, 0))
+        # code-point order of keys is UTF-16 order unless a character lies beyond U+FFFF
+        # (keys appear verbatim in the text, so an ASCII text settles it at C speed)
+        if not text.isascii() and max(text) > "\uffff":
+            text = None
+    return _reference(value) if text is None else text
+
+
+def finish(text: str) -> bytes:
+    """UTF-8 bytes of canonical JSON text; refuses lone surrogates (CanonicalJsonError)."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         raise CanonicalJsonError("string contains a lone surrogate (not valid Unicode)") from None
+
+
+def canonical_json(value: Any) -> bytes:
+    """The RFC 8785 canonical UTF-8 bytes of ``value``; raises CanonicalJsonError."""
+    return finish(json_text(value))
+
+
+# ----------------------------------------------------------- records of a fixed shape
+# A contract that writes the same kind of record many times per transaction can encode
+# it member by member: each value once (a value shared by two records, e.g. a stored
+# event and its Merkle leaf, is not encoded twice) and the keys in an order sorted once.
+# The pieces must be canonical texts made by quote(), integer() or json_text(), so the
+# result is byte for byte canonical_json() of the same object (property-tested), and
+# finish() still refuses lone surrogates.
+quote: Callable[[str], str] = json.encoder.encode_basestring
+"""The canonical JSON text of a string (C speed; finish() checks surrogates)."""
+
+
+def integer(value: int) -> str:
+    """The canonical JSON text of an integer within ±(2**53 - 1), else json_text's error."""
+    if type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return str(value)
+    return json_text(value)
+
+
+class ObjectLayout:
+    """The canonical member order of objects with a fixed set of (constant) keys.
+
+    >>> layout = ObjectLayout(("seq", "event_hash"))
+    >>> layout.text({"seq": integer(1), "event_hash": quote("h")})
+    '{"event_hash":"h","seq":1}'
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = tuple(sorted(keys, key=_utf16_key))
+        self._prefixes = tuple((quote(k) + ":", k) for k in self.keys)
+
+    def text(self, members: Mapping[str, str]) -> str:
+        """``members`` maps every key of the layout (others are ignored) to a value text."""
+        return "{" + ",".join([p + members[k] for p, k in self._prefixes]) + "}"
 
 
 def sha256_hex(value: Any) -> str:
@@ -162,11 +275,13 @@ def sha256_hex(value: Any) -> str:
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise CanonicalJsonError(f"duplicate member {key!r}")
-        result[key] = value
+    result = dict(pairs)  # C speed; a shorter dict means a duplicate: find the first one
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise CanonicalJsonError(f"duplicate member {key!r}")
+            seen.add(key)
     return result
 
 
@@ -178,25 +293,39 @@ def _no_constant(text: str) -> Any:
     raise CanonicalJsonError(f"{text} is not JSON")
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_float=_no_float, parse_constant=_no_constant
+)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
 def parse_json(text: str | bytes, *, max_bytes: int = 4 * 1024 * 1024) -> Any:
     """Parse JSON strictly (no floats, NaN, duplicate members); raises CanonicalJsonError."""
     if len(text) > max_bytes:
         raise CanonicalJsonError(f"JSON larger than {max_bytes} bytes")
+    clean = True  # no lone surrogate in the text itself
     if isinstance(text, bytes | bytearray):
         try:
-            text = bytes(text).decode("utf-8")
+            text = bytes(text).decode("utf-8")  # strict: never yields a surrogate
         except UnicodeDecodeError:
             raise CanonicalJsonError("JSON text is not UTF-8") from None
+    elif not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            clean = False
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_pairs,
-            parse_float=_no_float,
-            parse_constant=_no_constant,
-        )
+        if text.startswith("\ufeff"):  # as json.loads does
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)  # json.loads would build a new decoder every call
     except json.JSONDecodeError as exc:
         raise CanonicalJsonError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise CanonicalJsonError("JSON nested too deeply") from None
-    canonical_json(value)  # range and string checks, depth
+    # What the parser lets through and canonical_json refuses: integers beyond
+    # ±(2**53 - 1) and nesting deeper than MAX_DEPTH (_plain finds both), and lone
+    # surrogates, which decoded text holds only as \uD800-\uDFFF escapes. Without any of
+    # these signs, canonical_json(value) would pass: skip encoding the value for nothing.
+    if not clean or not _plain(value) or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
+        canonical_json(value)  # range and string checks, depth: raises the precise error
     return value

@@ -71,6 +71,10 @@ class Context:
     def put(self, key: str, value: Any) -> None:
         self.stub.put_state(key, canonical_json(value))
 
+    def put_canonical(self, key: str, data: bytes) -> None:
+        """Store bytes that are already canonical JSON (made with canonical.ObjectLayout)."""
+        self.stub.put_state(key, data)
+
     def scan(self, object_type: str, *attributes: str) -> Iterator[tuple[list[str], Any]]:
         for key, raw in self.stub.get_state_by_partial_composite_key(object_type, attributes):
             yield self.stub.split_composite_key(key)[1], json.loads(raw)
@@ -110,11 +114,12 @@ class Fields:
 
     def _get(self, name: str, optional: bool) -> Any:
         self.seen.add(name)
-        if name not in self.value or self.value[name] is None:
+        value = self.value.get(name)
+        if value is None:  # absent or null
             if optional:
                 return None
             raise BadRequest(f"{self.where}.{name} is required")
-        return self.value[name]
+        return value
 
     def text(
         self,
@@ -141,15 +146,15 @@ class Fields:
         choices: Sequence[str] | None,
         max_len: int,
     ) -> str:
-        where = f"{self.where}.{name}"
+        # hot path (every text argument): the message prefix is built only on a refusal
         if not isinstance(value, str) or not value:
-            raise BadRequest(f"{where} must be a non-empty string")
+            raise BadRequest(f"{self.where}.{name} must be a non-empty string")
         if len(value) > max_len:
-            raise BadRequest(f"{where} is longer than {max_len} characters")
+            raise BadRequest(f"{self.where}.{name} is longer than {max_len} characters")
         if choices is not None and value not in choices:
-            raise BadRequest(f"{where} must be one of {', '.join(choices)}")
+            raise BadRequest(f"{self.where}.{name} must be one of {', '.join(choices)}")
         if pattern is not None and not pattern.match(value):
-            raise BadRequest(f"{where} {value!r} has the wrong format")
+            raise BadRequest(f"{self.where}.{name} {value!r} has the wrong format")
         return value
 
     def time(self, name: str) -> int:
@@ -204,6 +209,6 @@ class Fields:
         return [Fields(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
     def done(self) -> None:
-        unknown = sorted(set(self.value) - self.seen)
-        if unknown:
+        if len(self.value) > len(self.seen) or not self.seen.issuperset(self.value):
+            unknown = sorted(set(self.value) - self.seen)
             raise BadRequest(f"{self.where} has unknown member(s): {', '.join(unknown)}")

@@ -16,6 +16,7 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from cryptography import x509
 
@@ -65,9 +66,15 @@ def _parse(certificate_der: bytes) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def identity_of(creator: Creator) -> Identity:
-    """Parse the creator (cached by certificate bytes, so repeated calls are cheap)."""
+    """Parse the creator (cached by MSP id and certificate bytes: a pure function of them)."""
     if not creator.msp_id:
         raise Forbidden("the creator has no MSP id")
-    subject, pairs = _parse(bytes(creator.certificate_der))
+    return _identity(creator.msp_id, bytes(creator.certificate_der))
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity(msp_id: str, certificate_der: bytes) -> Identity:
+    # one Identity per creator, shared by its transactions: attrs is a read-only view
+    subject, pairs = _parse(certificate_der)
     attrs = dict(pairs)
-    return Identity(creator.msp_id, subject, attrs.get("role"), attrs)
+    return Identity(msp_id, subject, attrs.get("role"), MappingProxyType(attrs))

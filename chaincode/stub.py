@@ -61,10 +61,31 @@ def _check_part(part: str, what: str) -> None:
 
 def create_composite_key(object_type: str, attributes: Sequence[str]) -> str:
     """Fabric's composite key: ``\\x00type\\x00attr1\\x00attr2\\x00``."""
+    # Every read and write builds keys, so the usual case is checked on the joined key
+    # at C speed: exactly the separators' U+0000, no U+10FFFF, valid UTF-8. Anything
+    # else (or a non-string part) goes through the per-part checks and their messages.
+    try:
+        key = "\x00".join(("", object_type, *attributes, ""))
+    except TypeError:
+        key = ""
+    if (
+        key.count("\x00") == len(attributes) + 2
+        and MAX_UNICODE_RUNE not in key
+        and (key.isascii() or _utf8(key))
+    ):
+        return key
     _check_part(object_type, "object type")
     for attr in attributes:
         _check_part(attr, "attribute")
     return "\x00" + object_type + "\x00" + "".join(a + "\x00" for a in attributes)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def split_composite_key(key: str) -> tuple[str, list[str]]:

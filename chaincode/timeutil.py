@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 
 from .errors import BadRequest
@@ -21,6 +22,8 @@ from .errors import BadRequest
 __all__ = ["US", "datetime_us", "format_time", "parse_time", "tx_time_us"]
 
 US = 1_000_000
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_YEAR_10000 = 253402300800  # seconds at 10000-01-01T00:00:00Z
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2}))?\Z"
@@ -41,12 +44,16 @@ def parse_time(text: object, field: str = "time") -> int:
     if second > 59:
         raise BadRequest(f"{field} {text!r}: leap seconds are not accepted")
     try:
-        dt.datetime(year, month, day, hour, minute, second)
+        # date() checks the calendar at C speed; the clock fields are checked here (the
+        # same checks as datetime(); timegm() is the same sum, computed in Python)
+        if hour > 23 or minute > 59:
+            raise ValueError
+        days = dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
     except ValueError:
         raise BadRequest(f"{field} {text!r} is not a valid date and time") from None
     if year < 1970:
         raise BadRequest(f"{field} {text!r} is before 1970")
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second
     offset = m[8]
     if offset and offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
@@ -61,10 +68,22 @@ def parse_time(text: object, field: str = "time") -> int:
 def format_time(us: int) -> str:
     """RFC 3339 UTC text of microseconds since the epoch (fraction only when non-zero)."""
     seconds, micros = divmod(us, US)
-    text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if 0 <= seconds < _YEAR_10000:
+        # integer arithmetic: strftime costs more than the rest of a small transaction,
+        # and every stored step formats the transaction time (same text: %Y has 4 digits)
+        days, rest = divmod(seconds, 86400)
+        text = _date_text(days) + f"T{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+    else:
+        text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if micros:
         text += "." + f"{micros:06d}".rstrip("0")
     return text + "Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_text(days: int) -> str:
+    """YYYY-MM-DD of a day after 1970-01-01 (pure function of ``days``: cached)."""
+    return dt.date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
 
 
 def tx_time_us(timestamp: tuple[int, int]) -> int:

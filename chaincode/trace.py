@@ -20,13 +20,15 @@ consignment's keys.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import registry
 from .aeo import AEO_ID
-from .canonical import canonical_json
+from .canonical import ObjectLayout, canonical_json, finish, integer, json_text, quote
 from .context import Context, Fields, one_object
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 from .merkle import leaf_hash, tree, verify_inclusion
@@ -59,6 +61,12 @@ LEAF_FIELDS = (
     "sez",
     "corrects",
 )
+BATCH_FIELDS = ("batch_id", "batch_root", "leaf_index", "batch_size", "proof", "anchored_at", "by")
+# AnchorEvents encodes each event's values once, for its Merkle leaf and its stored entry
+# (canonical.ObjectLayout); GetTrail and VerifyTrail read entries back with leaf_of().
+_LEAF = ObjectLayout(LEAF_FIELDS)
+_STORED = ObjectLayout(LEAF_FIELDS + BATCH_FIELDS)
+_POINTER = ObjectLayout(("consignment_ref", "seq"))
 
 
 @dataclass(frozen=True)
@@ -128,13 +136,27 @@ def _operator(ctx: Context, sez: str) -> None:
         raise Forbidden(
             f"an operator of {who.attrs.get('sez') or 'no SEZ'} may not anchor events of {sez}"
         )
-    record: dict[str, Any] | None = ctx.get(ctx.key("sez", sez))
-    if record is None:
+    raw = ctx.stub.get_state(ctx.key("sez", sez))
+    if raw is None:
         raise NotFound(f"SEZ {sez} is not registered")
+    record = _sez_record(raw)
     if who.msp_id != record["msp_id"]:
         raise Forbidden(f"{who.msp_id} is not the administration that accredits {sez}")
     if not any(op["subject"] == who.subject for op in record["operators"]):
         raise Forbidden(f"{who.subject} is not a registered operator of {sez}")
+
+
+@functools.lru_cache(maxsize=256)
+def _sez_record(raw: bytes) -> Any:
+    """The SEZ record of these bytes, READ ONLY (parsed once: every AnchorEvents reads it)."""
+    return json.loads(raw)
+
+
+def _text(value: Any) -> str:
+    """Canonical text of a value: a validated string at C speed, anything else checked."""
+    if type(value) is str:
+        return quote(value)
+    return "null" if value is None else json_text(value)
 
 
 def anchor_events(ctx: Context, args: list[str]) -> Any:
@@ -148,8 +170,10 @@ def anchor_events(ctx: Context, args: list[str]) -> Any:
     _operator(ctx, sez)
     heads: dict[str, dict[str, Any]] = {}
     batch_events: dict[str, str] = {}  # event hash -> consignment, for corrections in the batch
-    entries: list[dict[str, Any]] = []
+    stored: list[dict[str, str]] = []  # per event: member -> canonical text (see _STORED)
+    proofs: list[dict[str, Any]] = []
     corrections: list[dict[str, Any]] = []
+    sez_text = quote(sez)
     for ev in events:
         if ctx.get(ctx.key("event", ev.event_hash)) is not None:
             raise Conflict(f"event {ev.event_hash} is already anchored")
@@ -171,51 +195,48 @@ def anchor_events(ctx: Context, args: list[str]) -> Any:
                 raise Conflict(f"corrected event {corrected} belongs to another consignment")
             corrections.append({"event_hash": ev.event_hash, "corrects": corrected})
         seq = (head["seq"] if head else 0) + 1
-        entry = {
-            "event_hash": ev.event_hash,
-            "consignment_ref": ev.consignment_ref,
-            "seq": seq,
-            "prev_event_hash": expected,
-            "event_type": ev.event_type,
-            "biz_step": ev.biz_step,
-            "disposition": ev.disposition,
-            "event_time": ev.event_time,
-            "location": ev.location,
-            "aeo_id": ev.aeo_id,
-            "sez": sez,
-            "corrects": list(ev.corrects),
-        }
-        entries.append(entry)
-        heads[ev.consignment_ref] = {"seq": seq, "event_hash": ev.event_hash, "sez": sez}
-        batch_events[ev.event_hash] = ev.consignment_ref
-    leaves = [leaf_of(e) for e in entries]
-    root, paths = tree(leaves)
-    root_hex = root.hex()
-    proofs = []
-    for i, entry in enumerate(entries):
-        path = [p.hex() for p in paths[i]]
-        entry.update(
-            batch_id=ctx.tx_id,
-            batch_root=root_hex,
-            leaf_index=i,
-            batch_size=len(entries),
-            proof=path,
-            anchored_at=ctx.now_text,
-            by=ctx.identity.who(),
-        )
-        ref, seq = entry["consignment_ref"], entry["seq"]
-        ctx.put(ctx.key("trail", ref, f"{seq:012d}"), entry)
-        ctx.put(ctx.key("event", entry["event_hash"]), {"consignment_ref": ref, "seq": seq})
-        proofs.append(
+        # the stored event's LEAF_FIELDS, as canonical texts (all strings were validated)
+        stored.append(
             {
-                "event_hash": entry["event_hash"],
-                "consignment_ref": ref,
-                "seq": seq,
-                "leaf_index": i,
-                "leaf_hash": leaves[i].hex(),
-                "path": path,
+                "event_hash": quote(ev.event_hash),
+                "consignment_ref": quote(ev.consignment_ref),
+                "seq": integer(seq),
+                "prev_event_hash": _text(expected),
+                "event_type": quote(ev.event_type),
+                "biz_step": quote(ev.biz_step),
+                "disposition": _text(ev.disposition),
+                "event_time": quote(ev.event_time),
+                "location": quote(ev.location),
+                "aeo_id": _text(ev.aeo_id),
+                "sez": sez_text,
+                "corrects": "[" + ",".join(map(quote, ev.corrects)) + "]",
             }
         )
+        proofs.append(
+            {"event_hash": ev.event_hash, "consignment_ref": ev.consignment_ref, "seq": seq}
+        )
+        heads[ev.consignment_ref] = {"seq": seq, "event_hash": ev.event_hash, "sez": sez}
+        batch_events[ev.event_hash] = ev.consignment_ref
+    leaves = [leaf_hash(finish(_LEAF.text(members))) for members in stored]
+    root, paths = tree(leaves)
+    root_hex = root.hex()
+    batch = {  # the members every stored event of the batch shares
+        "batch_id": _text(ctx.tx_id),
+        "batch_root": quote(root_hex),
+        "batch_size": integer(len(stored)),
+        "anchored_at": _text(ctx.now_text),
+        "by": json_text(ctx.identity.who()),
+    }
+    for i, members in enumerate(stored):
+        path = [p.hex() for p in paths[i]]
+        members.update(batch)
+        members["leaf_index"] = integer(i)
+        members["proof"] = "[" + ",".join(map(quote, path)) + "]"
+        proof = proofs[i]
+        ref, seq = proof["consignment_ref"], proof["seq"]
+        ctx.put_canonical(ctx.key("trail", ref, f"{seq:012d}"), finish(_STORED.text(members)))
+        ctx.put_canonical(ctx.key("event", proof["event_hash"]), finish(_POINTER.text(members)))
+        proof.update(leaf_index=i, leaf_hash=leaves[i].hex(), path=path)
     for ref in sorted(heads):
         ctx.put(ctx.key("consignment", ref), heads[ref])
     ctx.put(
@@ -223,7 +244,7 @@ def anchor_events(ctx: Context, args: list[str]) -> Any:
         {
             "batch_id": ctx.tx_id,
             "root": root_hex,
-            "size": len(entries),
+            "size": len(stored),
             "sez": sez,
             "anchored_at": ctx.now_text,
         },
@@ -232,12 +253,12 @@ def anchor_events(ctx: Context, args: list[str]) -> Any:
         "EventsAnchored",
         sez=sez,
         batch_root=root_hex,
-        size=len(entries),
+        size=len(stored),
         consignments=sorted(heads),
     )
     for c in corrections:
         ctx.emit("EventCorrected", **c)
-    return {"batch_id": ctx.tx_id, "batch_root": root_hex, "size": len(entries), "proofs": proofs}
+    return {"batch_id": ctx.tx_id, "batch_root": root_hex, "size": len(stored), "proofs": proofs}
 
 
 def _ref(args: list[str]) -> str:
