@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from chaincode.canonical import CanonicalJsonError, canonical_json
+from chaincode.canonical import canonical_json
 
 from .errors import ProposalError, Rejected
 
@@ -64,6 +64,9 @@ _KEYS = frozenset(("args", "channel", "creator", "function", "nonce", "timestamp
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _FUNCTION = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+_CANONICAL = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
 
 
 @dataclass(frozen=True)
@@ -243,10 +246,14 @@ def parse_proposal(data: bytes) -> Proposal:
         raise _fail("nonce must be at least 16 bytes")
     if tx_id_for(nonce, msp_id, cert_sha256) != tx_id:
         raise _fail("tx_id is not SHA-256(nonce ‖ msp_id ‖ 0x00 ‖ cert_sha256)")
+    # Canonical check without the general RFC 8785 writer: every member name is ASCII
+    # (so code-point order is UTF-16 order), the integers were range-checked above and
+    # the C encoder escapes strings exactly as RFC 8785 does; a lone surrogate fails
+    # the UTF-8 encoding.
     try:
-        canonical = canonical_json(body)
-    except CanonicalJsonError as exc:
-        raise _fail(str(exc)) from None
+        canonical = _CANONICAL(body).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail("a string contains a lone surrogate") from None
     if canonical != data:
         raise _fail("not in RFC 8785 canonical form (duplicate members, spacing, order)")
     return Proposal(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import json
 import os
@@ -28,9 +29,9 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,60 @@ class _Entry:
     stub: TxStub
 
 
+@dataclass(frozen=True)
+class _Built:
+    write: BlockWrite
+    written: list[str]
+    trust_changed: bool
+
+
+class _KeySet:
+    """Keys written by a block: membership for reads, sorted order for range reads."""
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self.keys: dict[str, None] = dict.fromkeys(keys)
+        self._sorted: list[str] | None = None
+
+    def add(self, keys: dict[str, bytes | None]) -> None:
+        self.keys.update(dict.fromkeys(keys))
+        self._sorted = None
+
+    def touches(self, start: str, end: str) -> bool:
+        if self._sorted is None:
+            self._sorted = sorted(self.keys)
+        i = bisect.bisect_left(self._sorted, start)
+        return i < len(self._sorted) and (not end or self._sorted[i] < end)
+
+
+@dataclass
+class _Inflight:
+    """A built block handed to the writer thread."""
+
+    block: list[_Entry]
+    built: _Built
+    future: Future[None]
+    settled: bool = False
+    written: _KeySet = field(default_factory=_KeySet)
+
+    def __post_init__(self) -> None:
+        self.written = _KeySet(self.built.written)
+
+
+def _conflict(stub: TxStub, written: _KeySet, inflight: _Inflight | None) -> str:
+    """VALID, or why the transaction's reads are stale (Fabric's MVCC validation)."""
+    sets = [written]
+    if inflight is not None and not inflight.settled:
+        sets.append(inflight.written)
+    for keys in sets:
+        if not keys.keys:
+            continue
+        if any(k in keys.keys for k in stub.reads):
+            return "MVCC_READ_CONFLICT"
+        if any(keys.touches(s, e) for s, e in stub.ranges):
+            return "PHANTOM_READ_CONFLICT"
+    return "VALID"
+
+
 def _precheck(signed: SignedProposal, channel: str) -> Proposal | NodeError:
     """Parse and verify one proposal (runs in the pool; the verify releases the GIL)."""
     try:
@@ -159,8 +214,11 @@ class EmbeddedLedger:
         self._signer_chain = [c.public_bytes(Encoding.DER) for c in signer.chain]
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._cache: dict[str, tuple[int, bytes]] = {}
-        self._view = _View(store.conn, self._cache)
+        # the committer reads through its own connection: the writer's holds the open block
+        self._view = _View(store.connect_reader(), self._cache)
+        self._broken: str | None = None
         self._creators = CreatorVerifier()
         self._known_certs: set[bytes] = set()
         last = store.last_block()
@@ -199,6 +257,8 @@ class EmbeddedLedger:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        self._view.conn.close()
         self.store.close()
 
     def __enter__(self) -> EmbeddedLedger:
@@ -226,7 +286,7 @@ class EmbeddedLedger:
         entry = self._execute(0, signed, proposal, creator)
         if entry.response.status != 200:
             raise Rejected("CHAINCODE_ERROR", f"genesis refused: {entry.response.message}", 400)
-        self._commit([entry])
+        self._write(self._build([entry]))
 
     def submit(self, proposal: SignedProposal) -> Receipt:
         return self.submit_many([proposal])[0]
@@ -237,63 +297,115 @@ class EmbeddedLedger:
             return self._submit(list(proposals))
 
     def _submit(self, proposals: list[SignedProposal]) -> list[Receipt]:
+        if self._broken is not None:
+            raise LedgerError(self._broken)
         receipts: list[Receipt | None] = [None] * len(proposals)
         chunks = [proposals[i : i + _CHUNK] for i in range(0, len(proposals), _CHUNK)]
         checked = self._pool.map(_precheck_chunk, chunks, [self.channel] * len(chunks))
         block: list[_Entry] = []
-        written: dict[str, None] = {}  # keys written by valid txs of this block
-        written_sorted: list[str] | None = None
+        written = _KeySet()  # keys written by valid txs of this block
+        inflight: _Inflight | None = None  # the previous block, being written
         seen: set[str] = set()
         index = 0
-        for results in checked:
-            fresh = [r for r in results if isinstance(r, Proposal)]
-            existing = self.store.existing_tx_ids([bytes.fromhex(p.tx_id) for p in fresh])
-            for result in results:
-                i = index
-                index += 1
-                signed = proposals[i]
-                if isinstance(result, NodeError):
-                    receipts[i] = _refused(_tx_id_of(signed), result)
-                    continue
-                proposal = result
-                tx_id = proposal.tx_id
-                if tx_id in seen or bytes.fromhex(tx_id) in existing:
-                    receipts[i] = Receipt(
-                        tx_id, "DUPLICATE_TXID", 409, f"transaction {tx_id} was already submitted"
-                    )
-                    continue
-                try:
-                    self._check_time(proposal)
-                    creator = self._creators.check(self._view, signed, proposal)
-                except NodeError as exc:
-                    receipts[i] = _refused(tx_id, exc)
-                    continue
-                entry = self._execute(i, signed, proposal, creator)
-                if entry.response.status != 200:
-                    receipts[i] = Receipt(
-                        tx_id, "CHAINCODE_ERROR", entry.response.status, entry.response.message
-                    )
-                    continue
-                seen.add(tx_id)
-                stub = entry.stub
-                if written:
-                    if any(k in written for k in stub.reads):
-                        entry.code = "MVCC_READ_CONFLICT"
-                    elif stub.ranges:
-                        if written_sorted is None:
-                            written_sorted = sorted(written)
-                        if any(_touches(written_sorted, s, e) for s, e in stub.ranges):
-                            entry.code = "PHANTOM_READ_CONFLICT"
-                if entry.code == "VALID" and stub.writes:
-                    written.update(dict.fromkeys(stub.writes))
-                    written_sorted = None
-                block.append(entry)
-                if len(block) >= self.max_block_tx:
-                    self._commit_and_receipt(block, receipts)
-                    block, written, written_sorted = [], {}, None
-        if block:
-            self._commit_and_receipt(block, receipts)
+        try:
+            for results in checked:
+                fresh = [bytes.fromhex(r.tx_id) for r in results if isinstance(r, Proposal)]
+                existing = self.store.existing_tx_ids(fresh, self._view.conn)
+                for result in results:
+                    i = index
+                    index += 1
+                    signed = proposals[i]
+                    if isinstance(result, NodeError):
+                        receipts[i] = _refused(_tx_id_of(signed), result)
+                        continue
+                    proposal = result
+                    tx_id = proposal.tx_id
+                    if tx_id in seen or bytes.fromhex(tx_id) in existing:
+                        receipts[i] = Receipt(
+                            tx_id,
+                            "DUPLICATE_TXID",
+                            409,
+                            f"transaction {tx_id} was already submitted",
+                        )
+                        continue
+                    try:
+                        self._check_time(proposal)
+                        creator = self._creators.check(self._view, signed, proposal)
+                    except NodeError as exc:
+                        receipts[i] = _refused(tx_id, exc)
+                        continue
+                    entry = self._execute(i, signed, proposal, creator)
+                    if entry.response.status != 200:
+                        receipts[i] = Receipt(
+                            tx_id, "CHAINCODE_ERROR", entry.response.status, entry.response.message
+                        )
+                        continue
+                    seen.add(tx_id)
+                    # MVCC: against this block's earlier writes and the block being written
+                    entry.code = _conflict(entry.stub, written, inflight)
+                    if entry.code == "VALID" and entry.stub.writes:
+                        written.add(entry.stub.writes)
+                    block.append(entry)
+                    if len(block) >= self.max_block_tx:
+                        inflight = self._hand_over(block, inflight, receipts)
+                        block, written = [], _KeySet()
+            if block:
+                inflight = self._hand_over(block, inflight, receipts)
+            self._settle(inflight, receipts)
+        except BaseException:
+            if inflight is not None:
+                inflight.future.cancel()
+                with contextlib.suppress(BaseException):
+                    inflight.future.result()
+            raise
         return [r for r in receipts if r is not None]
+
+    def _hand_over(
+        self, block: list[_Entry], inflight: _Inflight | None, receipts: list[Receipt | None]
+    ) -> _Inflight:
+        """Build and sign ``block``; once the previous block is durable, start writing it."""
+        built = self._build(block)
+        self._settle(inflight, receipts)
+        nxt = _Inflight(block, built, self._writer.submit(self._write_guarded, built))
+        if built.trust_changed:  # later creators are checked against the new trust list
+            self._settle(nxt, receipts)
+        return nxt
+
+    def _settle(self, inflight: _Inflight | None, receipts: list[Receipt | None]) -> None:
+        """Wait until ``inflight`` is durable, then answer its transactions."""
+        if inflight is None or inflight.settled:
+            return
+        inflight.future.result()
+        inflight.settled = True
+        for key in inflight.built.written:  # a read during the write may have cached old bytes
+            self._cache.pop(key, None)
+        if inflight.built.trust_changed:
+            self._creators.invalidate()
+        number = inflight.built.write.number
+        for entry in inflight.block:
+            valid = entry.code == "VALID"
+            receipts[entry.index] = Receipt(
+                entry.proposal.tx_id,
+                entry.code,
+                entry.response.status if valid else 409,
+                entry.response.message if valid else _conflict_message(entry.code),
+                entry.response.payload if valid else b"",
+                number,
+                entry.stub.event if valid else None,
+            )
+
+    def _write_guarded(self, built: _Built) -> None:
+        try:
+            self._write(built)
+        except BaseException as exc:
+            self._broken = (
+                f"block {built.write.number} could not be written ({type(exc).__name__}: {exc}); "
+                "reopen the ledger"
+            )
+            raise
+
+    def _write(self, built: _Built) -> None:
+        self.store.append_block(built.write)
 
     def _check_time(self, proposal: Proposal) -> None:
         now_us = self.clock() // 1000
@@ -312,21 +424,8 @@ class EmbeddedLedger:
         response = invoke(stub, proposal.function, list(proposal.args))
         return _Entry(index, signed, proposal, "VALID", response, stub)
 
-    def _commit_and_receipt(self, block: list[_Entry], receipts: list[Receipt | None]) -> None:
-        number = self._commit(block)
-        for entry in block:
-            valid = entry.code == "VALID"
-            receipts[entry.index] = Receipt(
-                entry.proposal.tx_id,
-                entry.code,
-                entry.response.status if valid else 409,
-                entry.response.message if valid else _conflict_message(entry.code),
-                entry.response.payload if valid else b"",
-                number,
-                entry.stub.event if valid else None,
-            )
-
-    def _commit(self, block: list[_Entry]) -> int:
+    def _build(self, block: list[_Entry]) -> _Built:
+        """Records, header and signature of the next block (not yet written)."""
         number = self._height
         records: list[bytes] = []
         txs: list[tuple[int, bytes, str, int, bytes]] = []
@@ -398,17 +497,14 @@ class EmbeddedLedger:
         if self.timestamper is not None:
             token = self.timestamper.issue("sha256", digest, cert_req=True)
         unique_certs = list(dict(certs).items())
-        self.store.append_block(
-            BlockWrite(number, digest, header, signature, token, txs, writes, unique_certs)
-        )
         self._known_certs.update(sha for sha, _der in unique_certs)
-        for _ver, key, _value in writes:
+        written = [key for _ver, key, _value in writes]
+        for key in written:
             self._cache.pop(key, None)
-        if trust_changed:
-            self._creators.invalidate()
         self._height = number + 1
         self._last_hash = digest.hex()
-        return number
+        write = BlockWrite(number, digest, header, signature, token, txs, writes, unique_certs)
+        return _Built(write, written, trust_changed)
 
     # ------------------------------------------------------------------- reads
     def evaluate(
@@ -444,11 +540,6 @@ class EmbeddedLedger:
     @property
     def height(self) -> int:
         return self._height
-
-
-def _touches(sorted_keys: list[str], start: str, end: str) -> bool:
-    i = bisect.bisect_left(sorted_keys, start)
-    return i < len(sorted_keys) and (not end or sorted_keys[i] < end)
 
 
 def _conflict_message(code: str) -> str:

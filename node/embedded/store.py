@@ -153,6 +153,10 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE name='channel'").fetchone()
         return bytes(row[0]).decode()
 
+    def connect_reader(self) -> sqlite3.Connection:
+        """A new read-only connection (the caller closes it)."""
+        return _connect(self.path, readonly=True)
+
     def reader(self) -> sqlite3.Connection:
         """A read connection for the calling thread (sees the last committed block)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -198,13 +202,15 @@ class Store:
             .fetchall()
         )
 
-    def existing_tx_ids(self, tx_ids: Sequence[bytes]) -> set[bytes]:
+    def existing_tx_ids(
+        self, tx_ids: Sequence[bytes], conn: sqlite3.Connection | None = None
+    ) -> set[bytes]:
         found: set[bytes] = set()
         for i in range(0, len(tx_ids), 500):
             part = tx_ids[i : i + 500]
             marks = ",".join("?" * len(part))
             query = f"SELECT tx_id FROM txs WHERE tx_id IN ({marks})"  # noqa: S608 (only ?s)
-            rows = self.conn.execute(query, part)
+            rows = (conn or self.conn).execute(query, part)
             found.update(bytes(r[0]) for r in rows)
         return found
 

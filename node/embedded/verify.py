@@ -20,7 +20,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +92,7 @@ def _check_tx(
     return None
 
 
-def _write_log(conn: sqlite3.Connection) -> Iterator[tuple[int, int, bytes, bytes | None]]:
+def _write_log(conn: sqlite3.Connection) -> Generator[tuple[int, int, bytes, bytes | None]]:
     yield from conn.execute("SELECT vid, ver, key, value FROM vals ORDER BY vid")
 
 
@@ -117,43 +117,52 @@ def verify_ledger(store: Store, *, workers: int = 2) -> VerifyReport:
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         for number in range(height):
-            stored = store.block(number, conn)
-            assert stored is not None
-            header = _check_header(number, stored.header, channel, prev)
-            if bytes(stored.hash) != block_hash(stored.header):
-                raise _bad(number, "the stored block hash is not SHA-256 of the header")
-            _check_block_signature(number, header, stored.header, stored.signature, certs, roots)
-            rows = store.block_txs(number, conn)
-            if [r[0] for r in rows] != [ver_of(number, n) for n in range(len(rows))]:
-                raise _bad(number, "the transaction rows are not contiguous")
-            records = [bytes(r[4]) for r in rows]
-            if header["tx_count"] != len(rows) or header["tx_root"] != tx_root(records):
-                raise _bad(number, "the transactions do not match the header's Merkle root")
-            problems = pool.map(
-                _check_tx, [number] * len(rows), range(len(rows)), rows, [certs] * len(rows)
-            )
-            for problem in problems:
-                if problem is not None:
-                    raise _bad(number, problem)
-            valid = 0
-            for n, raw in enumerate(records):
-                record = json.loads(raw)
-                if record["code"] != "VALID":
-                    continue
-                valid += 1
-                ver = ver_of(number, n)
-                for key, digest in record["writes"]:
-                    writes_total += 1
-                    _check_write(number, n, ver, key, digest, next(log, None))
-            if header["valid_count"] != valid:
-                raise _bad(number, "the header's count of valid transactions is wrong")
-            tx_total += len(rows)
-            valid_total += valid
-            prev = bytes(stored.hash).hex()
+            try:
+                stored = store.block(number, conn)
+                assert stored is not None
+                header = _check_header(number, stored.header, channel, prev)
+                if bytes(stored.hash) != block_hash(stored.header):
+                    raise _bad(number, "the stored block hash is not SHA-256 of the header")
+                _check_block_signature(
+                    number, header, stored.header, stored.signature, certs, roots
+                )
+                rows = store.block_txs(number, conn)
+                if [r[0] for r in rows] != [ver_of(number, n) for n in range(len(rows))]:
+                    raise _bad(number, "the transaction rows are not contiguous")
+                records = [bytes(r[4]) for r in rows]
+                if header["tx_count"] != len(rows) or header["tx_root"] != tx_root(records):
+                    raise _bad(number, "the transactions do not match the header's Merkle root")
+                problems = pool.map(
+                    _check_tx, [number] * len(rows), range(len(rows)), rows, [certs] * len(rows)
+                )
+                for problem in problems:
+                    if problem is not None:
+                        raise _bad(number, problem)
+                valid = 0
+                for n, raw in enumerate(records):
+                    record = json.loads(raw)
+                    if record["code"] != "VALID":
+                        continue
+                    valid += 1
+                    ver = ver_of(number, n)
+                    for key, digest in record["writes"]:
+                        writes_total += 1
+                        _check_write(number, n, ver, key, digest, next(log, None))
+                if header["valid_count"] != valid:
+                    raise _bad(number, "the header's count of valid transactions is wrong")
+                tx_total += len(rows)
+                valid_total += valid
+                prev = bytes(stored.hash).hex()
+            except LedgerCorrupted:
+                raise
+            except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
+                # a row altered to another type or shape: name the block, not a traceback
+                raise _bad(number, f"stored data cannot be read ({type(exc).__name__})") from None
+        extra = next(log, None)
     finally:
         pool.shutdown()
-    extra = next(log, None)
-    log_conn.close()
+        log.close()
+        log_conn.close()
     if extra is not None:
         raise _bad(extra[1] >> VER_SHIFT, "the write log has a write no transaction made")
     stored_txs = conn.execute("SELECT count(*) FROM txs").fetchone()[0]

@@ -1,0 +1,170 @@
+"""Committed transactions per second on the embedded ledger.
+
+    .venv/bin/python bench/ledger_commit.py [--tx N] [--events-per-tx K] [--block-size B] [--json]
+
+Builds a KZ/UZ/KG consortium with real PKIs in a temporary directory, a ledger whose
+genesis is signed by KZ's admin, and an accredited SEZ operator; signs N event-anchoring
+proposals (``AnchorEvents``, K events each, distinct consignments) — signing is not
+timed, a client signs its own — then times ``submit_many`` over all of them: every
+proposal is parsed, its signature verified, its creator checked against the trust list,
+the contract executed, the read set validated, and every block signed and committed
+durably (WAL, synchronous=FULL) before the call returns. Prints figures, then last one
+JSON line ``{"tx", "seconds", "tx_per_s", …}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from node.embedded.ledger import EmbeddedLedger
+from node.proposal import KeySigner, make_proposal
+from trust_services.pki import OrgPki, init_pki
+from trust_services.profiles import CertProfile
+
+CHANNEL = "caravan"
+SEZ = "KZ-KHORGOS"
+
+
+def _signer(pki: OrgPki, label: str, role: str, sez: str | None = None) -> KeySigner:
+    issued = pki.issue_with_new_key(
+        CertProfile.MEMBER, label, common_name=label, role=role, sez=sez
+    )
+    return KeySigner(pki.org, issued.certificate, [pki.certificate("issuing")], pki.key(label))
+
+
+def _now() -> tuple[int, int]:
+    ns = time.time_ns()
+    return ns // 10**9, ns % 10**9
+
+
+def _event(n: int) -> dict[str, Any]:
+    return {
+        "event_hash": f"ni:///sha-256;{hashlib.sha256(b'%d' % n).hexdigest()}?ver=CBV2.0",
+        "consignment_ref": f"26KZ{n:09d}-KHG",
+        "event_type": "ObjectEvent",
+        "biz_step": "arriving",
+        "disposition": "in_transit",
+        "event_time": "2026-11-24T08:00:00+05:00",
+        "location": "urn:epc:id:sgln:4870001.00001.0",
+        "aeo_id": "KZ-AEO-2026-000123",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tx", type=int, default=50_000)
+    parser.add_argument("--events-per-tx", type=int, default=1)
+    parser.add_argument("--block-size", type=int, default=2000)
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args()
+    say = (lambda *a: None) if args.json else print
+
+    with tempfile.TemporaryDirectory(prefix="caravan-bench-") as tmp:
+        root = Path(tmp)
+        pkis = {
+            cc: init_pki(root, f"{cc}-CUSTOMS", country=cc, name=f"{cc} customs", passphrase=b"b")
+            for cc in ("KZ", "UZ", "KG")
+        }
+        admin = _signer(pkis["KZ"], "admin", "admin")
+        node = _signer(pkis["KZ"], "node", "node")
+        operator = _signer(pkis["KZ"], "operator", "sez-operator", SEZ)
+        genesis = {
+            "members": [
+                {
+                    "msp_id": pki.org,
+                    "country": cc,
+                    "name": f"{cc} customs",
+                    "anchors": [
+                        {
+                            "kind": "root",
+                            "certificate": base64.b64encode(
+                                pki.certificate("root").public_bytes(Encoding.DER)
+                            ).decode(),
+                        }
+                    ],
+                }
+                for cc, pki in pkis.items()
+            ]
+        }
+        init = make_proposal(
+            admin, "InitLedger", [json.dumps(genesis)], channel=CHANNEL, timestamp=_now()
+        )
+        ledger = EmbeddedLedger.create(
+            root / "ledger.db", CHANNEL, init, node, max_block_tx=args.block_size
+        )
+        register = {
+            "sez": SEZ,
+            "name": "Khorgos - Eastern Gate",
+            "operator_subject": operator.certificate.subject.rfc4514_string(),
+        }
+        receipt = ledger.submit(
+            make_proposal(
+                admin,
+                "RegisterSezOperator",
+                [json.dumps(register)],
+                channel=CHANNEL,
+                timestamp=_now(),
+            )
+        )
+        assert receipt.valid, receipt
+
+        k = args.events_per_tx
+        started = time.perf_counter()
+        proposals = [
+            make_proposal(
+                operator,
+                "AnchorEvents",
+                [json.dumps({"sez": SEZ, "events": [_event(i * k + j) for j in range(k)]})],
+                channel=CHANNEL,
+                timestamp=_now(),
+            )
+            for i in range(args.tx)
+        ]
+        say(f"signed {args.tx} proposals in {time.perf_counter() - started:.1f} s (not timed)")
+
+        started = time.perf_counter()
+        receipts = ledger.submit_many(proposals)
+        seconds = time.perf_counter() - started
+        codes = Counter(r.code for r in receipts)
+        if codes != {"VALID": args.tx}:
+            raise SystemExit(f"not every transaction was valid: {dict(codes)} {receipts[0]}")
+        info = ledger.info()
+        db_bytes = sum(p.stat().st_size for p in root.glob("ledger.db*") if p.is_file())
+        ledger.close()
+
+    result = {
+        "tx": args.tx,
+        "events_per_tx": k,
+        "block_size": args.block_size,
+        "seconds": round(seconds, 3),
+        "tx_per_s": round(args.tx / seconds),
+        "events_per_s": round(args.tx * k / seconds),
+        "blocks": info.height,
+        "db_bytes_per_tx": round(db_bytes / info.tx_count),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+    }
+    say(
+        f"committed {args.tx} tx ({k} event(s) each) in {seconds:.2f} s: "
+        f"{result['tx_per_s']} tx/s, {result['events_per_s']} events/s, "
+        f"{info.height} blocks, {result['db_bytes_per_tx']} bytes/tx on disk"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
