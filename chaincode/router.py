@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import aeo, mra, recognition, registry, trace
-from .canonical import canonical_json
+from .canonical import Encoded, canonical_json
 from .context import EVENT_NAME, Context
 from .errors import ContractError
 from .stub import Stub
@@ -54,7 +54,7 @@ def invoke(stub: Stub, function: str, args: Sequence[str]) -> Response:
     try:
         ctx = Context(stub)
         result = handler(ctx, list(args))
-        payload = canonical_json(result)
+        payload = result.data if type(result) is Encoded else canonical_json(result)
         if ctx.entries:
             stub.set_event(EVENT_NAME, ctx.event_payload())
     except ContractError as exc:

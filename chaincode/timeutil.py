@@ -24,6 +24,7 @@ __all__ = ["US", "datetime_us", "format_time", "parse_time", "tx_time_us"]
 US = 1_000_000
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _YEAR_10000 = 253402300800  # seconds at 10000-01-01T00:00:00Z
+_2D = tuple(f"{n:02d}" for n in range(60))
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2}))?\Z"
@@ -37,32 +38,36 @@ def parse_time(text: object, field: str = "time") -> int:
     m = _TIME.match(text)
     if not m:
         raise BadRequest(f"{field} {text!r} is not an RFC 3339 timestamp (or YYYY-MM-DD date)")
-    year, month, day = int(m[1]), int(m[2]), int(m[3])
+    _y, _mo, _d, hh, mm, ss, fraction, offset = m.groups()
     hour = minute = second = 0
-    if m[4] is not None:
-        hour, minute, second = int(m[4]), int(m[5]), int(m[6])
+    if hh is not None:
+        hour, minute, second = int(hh), int(mm), int(ss)
     if second > 59:
         raise BadRequest(f"{field} {text!r}: leap seconds are not accepted")
-    try:
-        # date() checks the calendar at C speed; the clock fields are checked here (the
-        # same checks as datetime(); timegm() is the same sum, computed in Python)
-        if hour > 23 or minute > 59:
-            raise ValueError
-        days = dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        raise BadRequest(f"{field} {text!r} is not a valid date and time") from None
-    if year < 1970:
+    days = _day_number(text[:10])  # the regex put the date there
+    if days is None or hour > 23 or minute > 59:  # the checks datetime() makes
+        raise BadRequest(f"{field} {text!r} is not a valid date and time")
+    if days < 0:
         raise BadRequest(f"{field} {text!r} is before 1970")
     seconds = days * 86400 + hour * 3600 + minute * 60 + second
-    offset = m[8]
     if offset and offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
         oh, om = int(offset[1:3]), int(offset[4:6])
         if oh > 23 or om > 59:
             raise BadRequest(f"{field} {text!r} has an invalid UTC offset")
         seconds -= sign * (oh * 3600 + om * 60)
-    micros = int((m[7] or "0")[:6].ljust(6, "0"))
-    return seconds * US + micros
+    if fraction is None:
+        return seconds * US
+    return seconds * US + int(fraction[:6].ljust(6, "0"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_number(date: str) -> int | None:
+    """Days from 1970-01-01 to a YYYY-MM-DD date, None if no such date (cached: pure)."""
+    try:
+        return dt.date(int(date[:4]), int(date[5:7]), int(date[8:10])).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
 
 
 def format_time(us: int) -> str:
@@ -72,7 +77,9 @@ def format_time(us: int) -> str:
         # integer arithmetic: strftime costs more than the rest of a small transaction,
         # and every stored step formats the transaction time (same text: %Y has 4 digits)
         days, rest = divmod(seconds, 86400)
-        text = _date_text(days) + f"T{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+        minutes, second = divmod(rest, 60)
+        hour, minute = divmod(minutes, 60)
+        text = f"{_date_text(days)}T{_2D[hour]}:{_2D[minute]}:{_2D[second]}"
     else:
         text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if micros:
