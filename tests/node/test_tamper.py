@@ -1,0 +1,421 @@
+"""Tampering with a stored ledger: every altered, deleted or added row is found, and the
+first bad block is named (by ``verify_ledger`` and by ``caravan ledger verify``).
+
+One small ledger is built per test worker; each test alters its own copy with sqlite3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chaincode.canonical import canonical_json
+from cli.main import app
+from node.embedded.ledger import EmbeddedLedger
+from node.embedded.store import Store, ver_of
+from node.embedded.verify import verify_ledger
+from node.errors import LedgerCorrupted
+from tests.node.conftest import CHANNEL, Signers, genesis_arg, propose
+from tests.node.test_ledger import anchor_batch, event, with_sez
+
+SqlEdit = Callable[[sqlite3.Connection], None]
+
+
+@dataclass(frozen=True)
+class Built:
+    """The pristine ledger file and where its interesting rows are."""
+
+    path: Path
+    height: int
+    anchors: int  # the block of three AnchorEvents transactions
+    conflict: int  # the block with a valid tx and an MVCC_READ_CONFLICT tx
+    last: int  # the last block (two transactions)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, signers: Signers) -> Iterator[Built]:
+    path = tmp_path_factory.mktemp("tamper") / "ledger.db"
+    genesis = propose(signers["kz-admin"], "InitLedger", genesis_arg(signers.pkis, "KZ", "UZ"))
+    ledger = EmbeddedLedger.create(path, CHANNEL, genesis, signers["kz-node"])
+    try:
+        with_sez(ledger, signers)  # block 1
+        op = signers["kz-khorgos"]
+        receipts = ledger.submit_many(
+            [propose(op, "AnchorEvents", anchor_batch(event(n))) for n in (1, 2, 3)]
+        )
+        assert {r.block for r in receipts} == {2}
+        ref = "26KZ0000777-KHG"
+        a, b = ledger.submit_many(
+            [
+                propose(op, "AnchorEvents", anchor_batch(event(4, ref))),
+                propose(op, "AnchorEvents", anchor_batch(event(5, ref))),
+            ]
+        )
+        assert (a.code, b.code, a.block, b.block) == ("VALID", "MVCC_READ_CONFLICT", 3, 3)
+        last = ledger.submit_many(
+            [propose(op, "AnchorEvents", anchor_batch(event(n))) for n in (6, 7)]
+        )
+        assert {r.block for r in last} == {4}
+        height = ledger.height
+    finally:
+        ledger.close()
+    yield Built(path, height, anchors=2, conflict=3, last=4)
+
+
+@pytest.fixture
+def copy(built: Built, tmp_path: Path) -> Path:
+    """A private copy of the pristine ledger (SQLite's backup: consistent, WAL included)."""
+    target = tmp_path / "ledger.db"
+    src = sqlite3.connect(f"file:{built.path}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target
+
+
+def edit(path: Path, change: SqlEdit) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        change(conn)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def corrupted(path: Path) -> LedgerCorrupted:
+    store = Store.open(path, readonly=True)
+    try:
+        with pytest.raises(LedgerCorrupted) as caught:
+            verify_ledger(store)
+    finally:
+        store.close()
+    return caught.value
+
+
+def caravan(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def lo(block: int) -> int:
+    return ver_of(block, 0)
+
+
+def hi(block: int) -> int:
+    return ver_of(block + 1, 0)
+
+
+def first_write_of(conn: sqlite3.Connection, block: int, prefix: bytes = b"") -> tuple[int, bytes]:
+    """(vid, key) of the first write of ``block`` whose key starts with ``prefix``."""
+    row = conn.execute(
+        "SELECT vid, key FROM vals WHERE ver >= ? AND ver < ? AND substr(key, 1, ?) = ? "
+        "ORDER BY vid LIMIT 1",
+        (lo(block), hi(block), len(prefix), prefix),
+    ).fetchone()
+    assert row is not None
+    return row[0], bytes(row[1])
+
+
+# ------------------------------------------------------------------ the pristine ledger
+def test_the_pristine_ledger_verifies(built: Built, copy: Path) -> None:
+    store = Store.open(copy, readonly=True)
+    try:
+        report = verify_ledger(store)
+    finally:
+        store.close()
+    assert (report.height, report.tx_count, report.valid_count) == (5, 9, 8)
+    code, out, err = caravan("ledger", "verify", "--ledger", str(copy))
+    assert code == 0, err
+    assert "5 blocks" in out and "9 transactions" in out
+
+
+# ----------------------------------------------------------------------- world state
+def test_a_state_value(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        vid, _key = first_write_of(conn, built.anchors)
+        conn.execute("UPDATE vals SET value = ? WHERE vid = ?", (b'{"forged":true}', vid))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "is not the one the block names" in bad.message
+
+
+def test_a_state_value_deleted_in_place(built: Built, copy: Path) -> None:
+    """A write turned into a delete (value NULL) is a different value too."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        vid, _key = first_write_of(conn, built.last)
+        conn.execute("UPDATE vals SET value = NULL WHERE vid = ?", (vid,))
+
+    edit(copy, change)
+    assert corrupted(copy).block == built.last
+
+
+def test_a_root_anchor_in_the_state(built: Built, copy: Path) -> None:
+    """The trust list the verifier reads its roots from is itself checked against block 0."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        vid, _key = first_write_of(conn, 0, b"\x00anchor\x00")
+        (raw,) = conn.execute("SELECT value FROM vals WHERE vid = ?", (vid,)).fetchone()
+        anchor = json.loads(raw)
+        anchor["status"] = "withdrawn" if anchor.get("status") == "granted" else "granted"
+        conn.execute("UPDATE vals SET value = ? WHERE vid = ?", (canonical_json(anchor), vid))
+
+    edit(copy, change)
+    assert corrupted(copy).block == 0
+
+
+def test_an_index_row_pointing_at_another_write(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        vid, key = first_write_of(conn, built.last)
+        other, _ = first_write_of(conn, built.anchors)
+        conn.execute("UPDATE kv SET vid = ? WHERE key = ? AND vid = ?", (other, key, vid))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.last
+    assert "another key" in bad.message
+
+
+def test_an_extra_write_in_the_log(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        _vid, key = first_write_of(conn, built.anchors)
+        ver = ver_of(built.anchors, 0)
+        (vid,) = conn.execute("SELECT max(vid) + 1 FROM vals").fetchone()
+        conn.execute("INSERT INTO vals VALUES(?, ?, ?, ?)", (vid, ver, key, b"{}"))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "a write no transaction made" in bad.message
+
+
+def test_an_extra_write_with_its_index_row(built: Built, copy: Path) -> None:
+    """A forged current value (log + index) for a key: the log check finds it first."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        _vid, key = first_write_of(conn, built.conflict)
+        ver = ver_of(built.height, 0)  # "newer" than anything on the chain
+        (vid,) = conn.execute("SELECT max(vid) + 1 FROM vals").fetchone()
+        conn.execute("INSERT INTO vals VALUES(?, ?, ?, ?)", (vid, ver, key, b"{}"))
+        conn.execute("INSERT INTO kv VALUES(?, ?, ?)", (key, ver, vid))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.height  # the block the forged write claims to be from
+    assert "a write no transaction made" in bad.message
+
+
+# ----------------------------------------------------------------------- transactions
+def test_a_transaction_record(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        ver = ver_of(built.anchors, 1)
+        (raw,) = conn.execute("SELECT record FROM txs WHERE ver = ?", (ver,)).fetchone()
+        record = json.loads(raw)
+        record["response"]["message"] = "forged"
+        forged = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+        conn.execute("UPDATE txs SET record = ? WHERE ver = ?", (forged, ver))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "Merkle root" in bad.message
+
+
+def test_the_code_of_an_invalid_transaction(built: Built, copy: Path) -> None:
+    """Calling the MVCC-conflicted transaction VALID in its row is found."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        ver = ver_of(built.conflict, 1)
+        (code,) = conn.execute("SELECT code FROM txs WHERE ver = ?", (ver,)).fetchone()
+        assert code == "MVCC_READ_CONFLICT"
+        conn.execute("UPDATE txs SET code = 'VALID' WHERE ver = ?", (ver,))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.conflict
+    assert "tx 1: the stored validation code is not the record's" in bad.message
+
+
+def test_the_tx_id_and_timestamp_columns(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE txs SET ts_ns = ts_ns + 1 WHERE ver = ?", (ver_of(built.last, 1),))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.last and "timestamp" in bad.message
+
+
+def test_a_deleted_transaction(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM txs WHERE ver = ?", (ver_of(built.anchors, 0),))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "not contiguous" in bad.message
+
+
+def test_the_last_transaction_of_a_block_deleted(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM txs WHERE ver = ?", (ver_of(built.conflict, 1),))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.conflict
+    assert "Merkle root" in bad.message
+
+
+# ----------------------------------------------------------------------------- blocks
+def test_a_block_header(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        (raw,) = conn.execute(
+            "SELECT header FROM blocks WHERE number = ?", (built.anchors,)
+        ).fetchone()
+        header = json.loads(raw)
+        header["time_us"] -= 3_600_000_000  # an hour earlier
+        conn.execute(
+            "UPDATE blocks SET header = ? WHERE number = ?",
+            (canonical_json(header), built.anchors),
+        )
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "SHA-256 of the header" in bad.message
+
+
+def test_a_block_header_with_its_hash_recomputed(built: Built, copy: Path) -> None:
+    """Fixing the stored hash up does not help: the node's signature no longer verifies."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        (raw,) = conn.execute(
+            "SELECT header FROM blocks WHERE number = ?", (built.anchors,)
+        ).fetchone()
+        header = json.loads(raw)
+        header["time_us"] -= 3_600_000_000
+        forged = canonical_json(header)
+        conn.execute(
+            "UPDATE blocks SET header = ?, hash = ? WHERE number = ?",
+            (forged, hashlib.sha256(forged).digest(), built.anchors),
+        )
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "signature does not verify" in bad.message
+
+
+def test_a_block_signature(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        (sig,) = conn.execute(
+            "SELECT signature FROM blocks WHERE number = ?", (built.conflict,)
+        ).fetchone()
+        flipped = bytes(sig[:-1]) + bytes([sig[-1] ^ 1])
+        conn.execute("UPDATE blocks SET signature = ? WHERE number = ?", (flipped, built.conflict))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.conflict
+    assert "signature does not verify" in bad.message
+
+
+def test_the_last_block_deleted(built: Built, copy: Path) -> None:
+    """Its transactions and writes remain, now belonging to no block: the block is named."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM blocks WHERE number = ?", (built.last,))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.last
+
+
+def test_the_last_block_deleted_with_everything_it_wrote(built: Built, copy: Path) -> None:
+    """A clean truncation of the chain is a shorter valid chain: verify cannot know.
+
+    This is what a crash before the last commit looks like too; what detects a rollback
+    is comparing the height and last hash with another node (or an anchored checkpoint).
+    """
+
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM blocks WHERE number = ?", (built.last,))
+        conn.execute("DELETE FROM txs WHERE ver >= ?", (lo(built.last),))
+        conn.execute("DELETE FROM kv WHERE ver >= ?", (lo(built.last),))
+        conn.execute("DELETE FROM vals WHERE ver >= ?", (lo(built.last),))
+
+    edit(copy, change)
+    store = Store.open(copy, readonly=True)
+    try:
+        assert verify_ledger(store).height == built.height - 1
+    finally:
+        store.close()
+
+
+def test_a_block_in_the_middle_deleted(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM blocks WHERE number = ?", (built.anchors,))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert "missing" in bad.message
+    # the chain is broken right after the gap
+    assert bad.block in (None, built.anchors)
+
+
+def _signature_as_text(conn: sqlite3.Connection) -> None:
+    # || makes TEXT of two BLOBs: the same bytes, another SQLite type
+    conn.execute("UPDATE blocks SET signature = x'00' || signature WHERE number = 4")
+
+
+def test_text_where_bytes_belong(built: Built, copy: Path) -> None:
+    """A column rewritten with another SQLite type is named, not a traceback."""
+    edit(copy, _signature_as_text)
+    bad = corrupted(copy)
+    assert bad.block == built.last == 4
+    assert "cannot be read" in bad.message
+
+
+# ----------------------------------------------------------------- through the CLI
+@pytest.mark.parametrize(
+    ("sql", "block"),
+    [
+        ("UPDATE blocks SET signature = CAST(x'00' || signature AS BLOB) WHERE number = 3", 3),
+        ("UPDATE txs SET code = 'VALID' WHERE ver = {conflict_tx}", 3),
+        ("DELETE FROM txs WHERE ver = {first_tx_of_2}", 2),
+        ("UPDATE blocks SET signature = x'00' || signature WHERE number = 4", 4),
+    ],
+)
+def test_caravan_ledger_verify_names_the_block(
+    built: Built, copy: Path, sql: str, block: int
+) -> None:
+    statement = sql.format(
+        conflict_tx=ver_of(built.conflict, 1), first_tx_of_2=ver_of(built.anchors, 0)
+    )
+
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute(statement)
+
+    edit(copy, change)
+    code, out, err = caravan("ledger", "verify", "--ledger", str(copy))
+    assert code == 1, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ledger verify: block {block}: "), err
+    assert "Traceback" not in err
+
+    code, out, _err = caravan("ledger", "verify", "--ledger", str(copy), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["ok"] is False and report["block"] == block
