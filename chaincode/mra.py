@@ -113,11 +113,15 @@ def state_at(mra: dict[str, Any], at: int) -> str:
 
 
 def mras_between(ctx: Context, a: str, b: str) -> list[dict[str, Any]]:
-    """Every MRA with both ``a`` and ``b`` as parties, via the pair index (in mra_id order)."""
+    """Every MRA with both ``a`` and ``b`` as parties, via the pair index (in mra_id order).
+
+    The documents are shared views (Context.view): READ ONLY. IsRecognised reads the
+    same few MRAs on every query, so each version of an MRA is parsed once.
+    """
     lo, hi = sorted((a, b))
     out = []
     for _attrs, mra_id in ctx.scan("mra-pair", lo, hi):
-        doc = ctx.get(ctx.key("mra", mra_id))
+        doc = ctx.view(ctx.key("mra", mra_id))
         if doc is not None:
             out.append(doc)
     return out

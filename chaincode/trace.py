@@ -21,10 +21,8 @@ consignment's keys.
 from __future__ import annotations
 
 import functools
-import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import registry
 from .aeo import AEO_ID
@@ -73,8 +71,7 @@ _PROOF = ObjectLayout(("event_hash", "consignment_ref", "seq", "leaf_index", "le
 _RESULT = ObjectLayout(("batch_id", "batch_root", "size", "proofs"))
 
 
-@dataclass(frozen=True)
-class ConsignmentEvent:
+class ConsignmentEvent(NamedTuple):  # a tuple: built up to 4096 times a transaction
     event_hash: str
     consignment_ref: str
     event_type: str
@@ -230,20 +227,13 @@ def _operator(ctx: Context, sez: str) -> None:
         raise Forbidden(
             f"an operator of {who.attrs.get('sez') or 'no SEZ'} may not anchor events of {sez}"
         )
-    raw = ctx.stub.get_state(ctx.key("sez", sez))
-    if raw is None:
+    record = ctx.view(ctx.key("sez", sez))  # read only
+    if record is None:
         raise NotFound(f"SEZ {sez} is not registered")
-    record = _sez_record(raw)
     if who.msp_id != record["msp_id"]:
         raise Forbidden(f"{who.msp_id} is not the administration that accredits {sez}")
     if not any(op["subject"] == who.subject for op in record["operators"]):
         raise Forbidden(f"{who.subject} is not a registered operator of {sez}")
-
-
-@functools.lru_cache(maxsize=256)
-def _sez_record(raw: bytes) -> Any:
-    """The SEZ record of these bytes, READ ONLY (parsed once: every AnchorEvents reads it)."""
-    return json.loads(raw)
 
 
 @functools.lru_cache(maxsize=256)
