@@ -29,7 +29,7 @@ from node.embedded.inspect import (
     stored_bytes,
 )
 from node.embedded.store import Store
-from node.embedded.verify import verify_ledger
+from node.embedded.verify import VerifyReport, verify_ledger
 from node.errors import LedgerCorrupted, NodeError
 
 from ._common import EXIT_FAILED, console, err_console, fail, handle_errors
@@ -177,13 +177,23 @@ def block_command(
         console.print(f"tx ids shortened: --json or a terminal of {WIDE_TABLE} columns shows them")
 
 
+def _verify(path: Path) -> VerifyReport:
+    with _opened(path) as store:
+        try:
+            return verify_ledger(store)
+        except (ValueError, KeyError, TypeError) as exc:
+            # rows read outside any block (e.g. the channel) that hold the wrong bytes
+            raise LedgerCorrupted(
+                None, f"stored data cannot be read ({type(exc).__name__})"
+            ) from None
+
+
 @app.command("verify")
 @handle_errors
 def verify_command(ledger: LedgerOpt, as_json: JsonOpt = False) -> None:
     """Re-check every block, signature, transaction and write; name the first bad block."""
     try:
-        with _opened(ledger) as store:
-            report = verify_ledger(store)
+        report = _verify(ledger)
     except LedgerCorrupted as exc:
         reason = str(exc).removeprefix("ledger: ")
         if as_json:

@@ -189,6 +189,25 @@ def test_an_index_row_pointing_at_another_write(built: Built, copy: Path) -> Non
     assert "another key" in bad.message
 
 
+def test_an_index_row_deleted(built: Built, copy: Path) -> None:
+    """A key's newest version dropped from the index (its older value would show)."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        _vid, key = first_write_of(conn, built.last)
+        conn.execute("DELETE FROM kv WHERE key = ? AND ver >= ?", (key, lo(built.last)))
+
+    edit(copy, change)
+    assert "the state index has" in corrupted(copy).message
+
+
+def test_a_stored_certificate(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE certs SET der = CAST(der || x'00' AS BLOB)")
+
+    edit(copy, change)
+    assert "does not match its hash" in corrupted(copy).message
+
+
 def test_an_extra_write_in_the_log(built: Built, copy: Path) -> None:
     def change(conn: sqlite3.Connection) -> None:
         _vid, key = first_write_of(conn, built.anchors)
@@ -386,6 +405,18 @@ def test_text_where_bytes_belong(built: Built, copy: Path) -> None:
     bad = corrupted(copy)
     assert bad.block == built.last == 4
     assert "cannot be read" in bad.message
+
+
+def test_the_channel_in_meta_through_the_cli(built: Built, copy: Path) -> None:
+    """Bytes that are not even text where the channel belongs: one line, exit 1."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = x'ff' WHERE name = 'channel'")
+
+    edit(copy, change)
+    code, out, err = caravan("ledger", "verify", "--ledger", str(copy))
+    assert code == 1 and out == ""
+    assert err.strip() == "ledger verify: stored data cannot be read (UnicodeDecodeError)"
 
 
 # ----------------------------------------------------------------- through the CLI
