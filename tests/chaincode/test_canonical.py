@@ -11,10 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaincode.canonical import (
+    MAX_DEPTH,
     MAX_SAFE_INTEGER,
     CanonicalJsonError,
+    ObjectLayout,
     canonical_json,
+    finish,
+    integer,
+    json_text,
     parse_json,
+    quote,
     sha256_hex,
 )
 
@@ -106,3 +112,154 @@ def test_parse_rejects(text: str | bytes, message: str) -> None:
 def test_sha256_hex() -> None:
     assert sha256_hex({"b": 1, "a": 2}) == sha256_hex({"a": 2, "b": 1})
     assert len(sha256_hex([])) == 64
+
+
+# ---------------------------------------------------------------- the fast paths
+def _reference_parse(text: str | bytes) -> Any:
+    """parse_json as it was specified: json.loads with strict hooks, then canonical_json."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, item in items:
+            if key in seen:
+                raise CanonicalJsonError(f"duplicate member {key!r}")
+            seen[key] = item
+        return seen
+
+    def no_float(_text: str) -> Any:
+        raise CanonicalJsonError("floats are not allowed: use integers or decimal strings")
+
+    try:
+        value = json.loads(text, object_pairs_hook=pairs, parse_float=no_float)
+    except json.JSONDecodeError as exc:
+        raise CanonicalJsonError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    canonical_json(value)
+    return value
+
+
+def _outcome(parse: Any, text: str | bytes) -> tuple[str, str]:
+    try:
+        return "ok", repr(parse(text))
+    except CanonicalJsonError as exc:
+        return "error", str(exc)
+
+
+json_atoms = st.sampled_from(
+    [
+        "0",
+        "-7",
+        "123456789012345",  # 15 digits: always in range
+        "9007199254740991",
+        "-9007199254740991",
+        "9007199254740992",
+        "-90071992547409920",
+        "1.5",
+        "2e3",
+        "true",
+        "null",
+        '"a"',
+        '"\\ud800"',  # lone surrogate escape
+        '"\\ud83d\\ude00"',  # a valid pair
+        '"\\\\ud800"',  # an escaped backslash, then text: no surrogate
+        '"\u00e9\U0001f600"',
+        '"[{"',  # brackets inside a string
+    ]
+)
+json_texts = (
+    st.recursive(
+        json_atoms,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]"),
+            st.lists(
+                st.tuples(st.sampled_from(['"a"', '"b"', '"\\ud800"']), inner), max_size=4
+            ).map(lambda kvs: "{" + ",".join(f"{k}:{v}" for k, v in kvs) + "}"),
+        ),
+        max_leaves=12,
+    )
+    .flatmap(
+        lambda t: st.tuples(
+            st.sampled_from(["", " ", "\n"]), st.just(t), st.sampled_from(["", " \t", "x"])
+        )
+    )
+    .map("".join)
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_texts)
+def test_parse_fast_path_answers_as_the_reference(text: str) -> None:
+    # the fast path skips work only when the reference could not refuse: same values,
+    # same errors (big integers, surrogates, duplicates, floats, trailing data)
+    assert _outcome(parse_json, text) == _outcome(_reference_parse, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * MAX_DEPTH + "]" * MAX_DEPTH,
+        "[" * (MAX_DEPTH + 1) + "1" + "]" * (MAX_DEPTH + 1),
+        "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+        '{"a": [' + ",".join(["{}"] * 100) + "]}",  # many brackets, shallow
+        "\ufeff{}",
+        " {}",
+        "{} ",
+        "{}x",
+        "",
+        '"\ud800"',  # a raw lone surrogate in str input
+    ],
+)
+def test_parse_edge_cases_as_the_reference(text: str) -> None:
+    assert _outcome(parse_json, text) == _outcome(_reference_parse, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["b", "a", "\u20ac", "\U0001f600", "\ufb33", "aa"]), scalars, min_size=1
+    )
+)
+def test_object_layout_is_canonical_json(value: dict[str, Any]) -> None:
+    layout = ObjectLayout(value)
+    members = {k: json_text(v) for k, v in value.items()}
+    assert finish(layout.text(members)) == canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_member_texts() -> None:
+    assert quote('é"\n\u2028') == json_text('é"\n\u2028')
+    assert integer(MAX_SAFE_INTEGER) == str(MAX_SAFE_INTEGER)
+    for bad in (MAX_SAFE_INTEGER + 1, 1.0):
+        with pytest.raises(CanonicalJsonError):
+            integer(bad)  # type: ignore[arg-type]
+    with pytest.raises(CanonicalJsonError, match="lone surrogate"):
+        finish(ObjectLayout(["s"]).text({"s": quote("\ud800")}))
+    with pytest.raises(ValueError):
+        ObjectLayout([])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": {"b": {1: 2}}}, "not a string"),
+        ([[[MAX_SAFE_INTEGER + 1]]], "outside"),
+        ({"a": (1.5,)}, "floats"),
+        ([{"x": b""}], "not a JSON value"),
+    ],
+)
+def test_nested_refusals_keep_their_messages(value: Any, message: str) -> None:
+    with pytest.raises(CanonicalJsonError, match=message):
+        canonical_json(value)
+
+
+def test_cycles_and_depth_are_refused() -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(CanonicalJsonError, match="deeper"):
+        canonical_json(cycle)
+    deep: Any = "x"
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    assert canonical_json(deep) == b"[" * MAX_DEPTH + b'"x"' + b"]" * MAX_DEPTH
+    with pytest.raises(CanonicalJsonError, match="deeper"):
+        canonical_json([deep])

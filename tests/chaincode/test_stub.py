@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from chaincode.memstub import MemStub
@@ -91,3 +94,28 @@ def test_one_event_per_transaction_last_wins() -> None:
     stub.set_event("caravan", b"2")
     stub.commit()
     assert [(e.tx_id, e.name, e.payload) for e in stub.events] == [("e", "caravan", b"2")]
+
+
+@pytest.mark.parametrize(
+    ("object_type", "attributes", "message"),
+    [
+        ("t\x00", ["a"], "object type contains U+0000"),
+        ("t", ["a", "b\x00"], "attribute contains U+0000"),
+        ("t\U0010ffff", [], "object type contains U+0000 or U+10FFFF"),
+        ("t", ["\ud800"], "attribute is not valid UTF-8"),
+        ("t", ["a", 5], "attribute must be a string"),
+        (5, ["a"], "object type must be a string"),
+    ],
+)
+def test_composite_key_refusals_name_the_part(
+    object_type: Any, attributes: list[Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        create_composite_key(object_type, attributes)
+
+
+def test_composite_key_of_any_valid_parts() -> None:
+    for object_type, attributes in (("t", ["é", "\U0001f600", ""]), ("", []), ("a", "bc")):
+        key = create_composite_key(object_type, attributes)
+        assert key == "\x00" + object_type + "\x00" + "".join(a + "\x00" for a in attributes)
+        assert split_composite_key(key) == (object_type, list(attributes))

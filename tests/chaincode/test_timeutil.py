@@ -64,3 +64,35 @@ def test_round_trip(value: dt.datetime) -> None:
 
 def test_tx_timestamp() -> None:
     assert tx_time_us((1767225600, 999_999_999)) == 1767225600_999999
+
+
+def _strftime_text(us: int) -> str:
+    seconds, micros = divmod(us, 1_000_000)
+    text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + ("." + f"{micros:06d}".rstrip("0") if micros else "") + "Z"
+
+
+@given(st.integers(min_value=-(10**15), max_value=253402300799_999999))
+def test_format_time_is_strftime(us: int) -> None:
+    # integer arithmetic (and its per-second cache) give strftime's text, 1970 to 9999;
+    # other times take strftime itself
+    assert format_time(us) == _strftime_text(us)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-02-30T00:00:60Z", "leap seconds"),  # checked before the calendar
+        ("1969-02-30", "not a valid date and time"),  # the calendar before the epoch
+        ("1969-12-31T24:00:00Z", "not a valid date and time"),
+        ("2026-01-01T00:60:00Z", "not a valid date and time"),
+        ("0000-01-01", "not a valid date and time"),
+        ("1969-12-31T23:59:59Z", "before 1970"),
+        ("2026-01-01T00:00:00+24:00", "invalid UTC offset"),
+    ],
+)
+def test_refusals_in_order(text: str, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_time(text, "at")
+    with pytest.raises(BadRequest, match=message):  # again: the date cache keeps no error
+        parse_time(text, "at")

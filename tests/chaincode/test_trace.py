@@ -227,3 +227,84 @@ def test_get_event_and_sez(ledger: Ledger) -> None:
         ledger.fails("kg-admin", "GetSez", {"sez": "UZ-NAVOI"}, 404)
         == "SEZ UZ-NAVOI is not registered"
     )
+
+
+def _slow_events(batch: dict[str, Any]) -> list[Any]:
+    """The batch read member by member with Fields (the path with the messages)."""
+    from chaincode.context import Fields
+    from chaincode.trace import MAX_BATCH, _event
+
+    f = Fields(batch, "batch")
+    return [_event(e) for e in f.objs("events", min_items=1, max_items=MAX_BATCH)]
+
+
+def _outcome(read: Any, batch: dict[str, Any]) -> Any:
+    from chaincode.errors import BadRequest
+
+    try:
+        return read(batch)
+    except BadRequest as exc:
+        return exc.message
+
+
+VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"disposition": None, "aeo_id": None},
+    {"corrects": [event_hash(7), event_hash(8)], "prev_event_hash": event_hash(6)},
+    {"corrects": None, "event_time": "2026-11-24T08:00:00.000001-03:30"},
+    {"event_time": "2026-11-24"},
+    {"biz_step": "é" * 256, "location": "x" * 512},
+    # refusals: the fast path must step aside so that Fields explains
+    {"biz_step": "x" * 257},
+    {"location": ""},
+    {"disposition": ""},
+    {"disposition": 5},
+    {"aeo_id": "UZ-AEO"},
+    {"corrects": [event_hash(7), event_hash(7)]},
+    {"corrects": [event_hash(i) for i in range(65)]},
+    {"corrects": "nope"},
+    {"event_time": "2026-02-30T00:00:00Z"},
+    {"event_time": None},
+    {"event_type": ["ObjectEvent"]},
+    {"prev_event_hash": "x", "biz_step": None},
+    {"surprise": 1},
+]
+
+
+def test_event_fast_path_reads_as_fields(ledger: Ledger) -> None:
+    from chaincode.context import Fields
+    from chaincode.trace import _events
+
+    for change in VARIANTS:
+        events = [ev(1), ev(2, ref="OTHER", **change), ev(3)]
+        batch = {"events": events}
+        expected = _outcome(_slow_events, batch)
+        assert _outcome(lambda b: _events(Fields(b, "batch")), batch) == expected, change
+    assert "batch.events[1].biz_step is longer than 256" in str(
+        _outcome(_slow_events, {"events": [ev(1), ev(2, biz_step="x" * 257)]})
+    )
+    assert "batch.events must be a list" in str(_outcome(_slow_events, {"events": {}}))
+
+
+def test_stored_bytes_are_canonical_and_leaves_match(ledger: Ledger) -> None:
+    # AnchorEvents assembles its records from canonical texts: each stored value must be
+    # exactly canonical_json of its parsed self, and each leaf the leaf of the stored entry
+    from chaincode.trace import leaf_of
+
+    registered(ledger)
+    result = anchor(
+        ledger,
+        [
+            ev(1, biz_step='é\u2028"q"', disposition=None, aeo_id=None),
+            ev(2, corrects=[event_hash(1)], event_time="2026-11-24T08:00:00.25+05:00"),
+            ev(3, ref="OTHER-1"),
+        ],
+    )
+    for raw in ledger.stub.state.values():
+        assert canonical_json(json.loads(raw)) == raw
+    trail = ledger.ok("uz-admin", "GetTrail", {"consignment_ref": REF})
+    by_hash = {p["event_hash"]: p for p in result["proofs"]}
+    for entry in trail:
+        assert leaf_of(entry).hex() == by_hash[entry["event_hash"]]["leaf_hash"]
+        assert entry["proof"] == by_hash[entry["event_hash"]]["path"]
+    assert ledger.ok("uz-admin", "VerifyTrail", {"consignment_ref": REF})["ok"]
