@@ -118,13 +118,15 @@ class MemStub:
 
     # -------------------------------------------------------------------- Stub
     def get_state(self, key: str) -> bytes | None:
-        self._current()
+        if self._tx is None:
+            self._current()  # raises
         return self.state.get(key)
 
     def put_state(self, key: str, value: bytes) -> None:
         if not key:
             raise ValueError("empty key")
-        self._current().writes[key] = bytes(value)
+        tx = self._tx if self._tx is not None else self._current()
+        tx.writes[key] = value if type(value) is bytes else bytes(value)
 
     def del_state(self, key: str) -> None:
         self._current().writes[key] = None

@@ -36,6 +36,8 @@ def tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     """The root of ``leaves`` (leaf hashes) and each leaf's audit path (bottom up)."""
     if not leaves:
         raise ValueError("a Merkle tree needs at least one leaf")
+    if len(leaves) == 1:  # the common one-event batch: the leaf is the root
+        return leaves[0], [[]]
     paths: list[list[bytes]] = [[] for _ in leaves]
 
     def build(lo: int, hi: int) -> bytes:
