@@ -131,9 +131,14 @@ class ProposalSigner(Protocol):
     """Who signs: an MSP id, a certificate (+ CA chain) and a key (a trust_services
     SigningKey fits: ``sign(data, digest)``)."""
 
-    msp_id: str
-    certificate: x509.Certificate
-    chain: Sequence[x509.Certificate]
+    @property
+    def msp_id(self) -> str: ...
+
+    @property
+    def certificate(self) -> x509.Certificate: ...
+
+    @property
+    def chain(self) -> Sequence[x509.Certificate]: ...
 
     def sign(self, data: bytes, digest: str) -> bytes: ...
 

@@ -101,16 +101,23 @@ def verify_ledger(store: Store, *, workers: int = 2) -> VerifyReport:
     started = time.perf_counter()
     conn = store.reader()
     log_conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-    channel = store.channel
-    certs = {bytes(s): bytes(d) for s, d in conn.execute("SELECT sha256, der FROM certs")}
+    try:
+        channel = store.channel
+        certs = {bytes(s): bytes(d) for s, d in conn.execute("SELECT sha256, der FROM certs")}
+        roots = _roots(conn)
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+        log_conn.close()
+        raise _bad(None, f"the ledger's metadata cannot be read ({type(exc).__name__})") from None
     for sha, der in certs.items():
         if hashlib.sha256(der).digest() != sha:
+            log_conn.close()
             raise _bad(None, f"stored certificate {sha.hex()[:16]}… does not match its hash")
-    roots = _roots(conn)
     height = store.height()
-    count = conn.execute("SELECT count(*) FROM blocks").fetchone()[0]
-    if count != height:
-        raise _bad(None, f"blocks are missing: {count} stored, the last is {height - 1}")
+    numbers = [r[0] for r in conn.execute("SELECT number FROM blocks ORDER BY number")]
+    if numbers != list(range(height)):
+        missing = next(n for n, m in enumerate([*numbers, None]) if n != m)
+        log_conn.close()
+        raise _bad(missing, "the block is missing")
     log = _write_log(log_conn)
     prev = GENESIS_PREV
     tx_total = valid_total = writes_total = 0
@@ -244,4 +251,9 @@ def _check_index(conn: sqlite3.Connection, writes: int) -> None:
     if bad is not None:
         raise _bad(bad[0] >> VER_SHIFT, "the state index points at a write of another key")
     if rows != writes:
-        raise _bad(None, f"the state index has {rows} entries for {writes} writes")
+        lost = conn.execute(
+            "SELECT v.ver FROM vals v LEFT JOIN kv k ON k.vid = v.vid "
+            "WHERE k.vid IS NULL ORDER BY v.vid LIMIT 1"
+        ).fetchone()
+        block = None if lost is None else lost[0] >> VER_SHIFT
+        raise _bad(block, f"the state index has {rows} entries for {writes} writes")
