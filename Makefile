@@ -51,6 +51,8 @@ sysdeps:
 bench: deps
 	$(BIN)/python bench/tsa.py
 	$(BIN)/python bench/seal.py
+	$(BIN)/python bench/contracts.py
+	$(BIN)/python bench/ledger_commit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
