@@ -7,6 +7,13 @@ Only the JSON values the contracts use are accepted: objects with string keys, a
 strings (valid Unicode, no lone surrogates), integers within ±(2**53 - 1), booleans and
 null. Floats are refused: amounts and quantities are integers or decimal strings, so
 every endorsing peer produces the same bytes.
+
+Every ledger write goes through here, so the usual case is fast: one iterative pass
+checks the value (:func:`_plain`) and the C encoder writes it (sorted keys,
+``ensure_ascii=False``: exactly RFC 8785's escaping); anything unusual takes the recursive
+reference writer, whose errors are the ones raised. :func:`parse_json` checks integers
+as it parses. Records of a fixed shape written many times per transaction can be
+assembled from member texts with :class:`ObjectLayout` (``chaincode.trace``).
 """
 
 from __future__ import annotations

@@ -250,6 +250,12 @@ def _text(value: Any) -> str:
 
 
 def anchor_events(ctx: Context, args: list[str]) -> Any:
+    """Check the batch and each event's links, then write it (the ledger's hot path).
+
+    The writes are assembled from canonical texts (ObjectLayout): each value is encoded
+    once and serves the Merkle leaf, the stored entry, its pointer, the consignment head,
+    the batch record and the result, byte for byte what canonical_json would make.
+    """
     f = Fields(one_object(args), "batch")
     sez = f.text("sez", pattern=SEZ_CODE)
     events = _events(f)
