@@ -120,7 +120,7 @@ def mras_between(ctx: Context, a: str, b: str) -> list[dict[str, Any]]:
     """
     lo, hi = sorted((a, b))
     out = []
-    for _attrs, mra_id in ctx.scan("mra-pair", lo, hi):
+    for mra_id in ctx.scan_values("mra-pair", lo, hi):
         doc = ctx.view(ctx.key("mra", mra_id))
         if doc is not None:
             out.append(doc)

@@ -362,7 +362,7 @@ def _ref(args: list[str]) -> str:
 
 
 def _trail(ctx: Context, ref: str) -> list[dict[str, Any]]:
-    trail = [entry for _k, entry in ctx.scan("trail", ref)]
+    trail = list(ctx.scan_values("trail", ref))
     if not trail:
         raise NotFound(f"consignment {ref} has no anchored events")
     return trail
