@@ -107,7 +107,8 @@ def _parsed(raw: bytes) -> Any:
     return _loads(raw)
 
 
-_SCAN = json.JSONDecoder().scan_once
+_DECODER: Any = json.JSONDecoder()
+_SCAN = _DECODER.scan_once  # the scanner json.loads uses (its default decoder's)
 
 
 def _loads(raw: bytes) -> Any:
