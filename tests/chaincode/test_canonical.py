@@ -263,3 +263,31 @@ def test_cycles_and_depth_are_refused() -> None:
     assert canonical_json(deep) == b"[" * MAX_DEPTH + b'"x"' + b"]" * MAX_DEPTH
     with pytest.raises(CanonicalJsonError, match="deeper"):
         canonical_json([deep])
+
+
+stored_bytes = st.lists(
+    st.sampled_from(
+        [
+            *(b"{", b"}", b"[", b"]", b'"a"', b'"', b":", b",", b"1", b" ", b"\n", b"null"),
+            *(b"\xed\xa0\x80", b"\xff", b"\x00", b"\xef\xbb\xbf", b"\xfe\xff", b'"\xc3\xa9"'),
+            *(b"1.5", b"\\", b"\\ud800"),
+        ]
+    ),
+    min_size=1,
+    max_size=8,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(stored_bytes, values.map(canonical_json)))
+def test_stored_values_read_as_json_loads_reads_them(raw: bytes) -> None:
+    # Context reads state without json.loads' per-call work: same values, same errors
+    from chaincode.context import _loads
+
+    def outcome(read: Any) -> tuple[str, str]:
+        try:
+            return "ok", repr(read(raw))
+        except Exception as exc:  # the error type is what a 500 names
+            return type(exc).__name__, str(exc)
+
+    assert outcome(_loads) == outcome(json.loads)
