@@ -114,9 +114,9 @@ _SCAN = _DECODER.scan_once  # the scanner json.loads uses (its default decoder's
 def _loads(raw: bytes) -> Any:
     """``json.loads(raw)`` of a stored value, with less per-call work (every read).
 
-    A stored object, array or string (canonical JSON: no BOM, no leading NUL, so json.loads would
-    decode it as UTF-8 with surrogatepass and scan it from 0) is scanned directly; any
-    other bytes, or a scan that fails or stops early, go to json.loads for its answer.
+    A stored object, array or string (canonical JSON: no BOM, no leading NUL, so
+    json.loads would decode it as UTF-8 with surrogatepass and scan it from 0) is scanned
+    directly; any other bytes, or a scan that fails or stops early, go to json.loads.
     """
     if type(raw) is bytes and len(raw) > 1 and raw[0] in b'{["' and raw[1]:
         try:
