@@ -20,7 +20,7 @@ from typing import Any
 from .canonical import CanonicalJsonError, canonical_json, parse_json
 from .errors import BadRequest, Forbidden
 from .identity import Identity, identity_of
-from .stub import Stub
+from .stub import Stub, create_composite_key
 from .timeutil import format_time, parse_time, tx_time_us
 
 __all__ = ["EVENT_NAME", "Context", "Fields", "one_object"]
@@ -63,7 +63,8 @@ class Context:
 
     # -------------------------------------------------------------- state
     def key(self, object_type: str, *attributes: str) -> str:
-        return self.stub.create_composite_key(object_type, attributes)
+        # Fabric's format is a pure function (every Stub delegates to it): called directly
+        return create_composite_key(object_type, attributes)
 
     def get(self, key: str) -> Any:
         raw = self.stub.get_state(key)
