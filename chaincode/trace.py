@@ -117,6 +117,27 @@ _EVENT_MEMBERS = frozenset(
 )
 
 
+def _plain_batch(value: Any) -> tuple[str, list[ConsignmentEvent]] | None:
+    """The SEZ and events of a batch that passes every check, else None (see _plain_event)."""
+    if type(value) is not dict or len(value) != 2:  # exactly sez and events
+        return None
+    sez, items = value.get("sez"), value.get("events")
+    if not (
+        type(sez) is str
+        and SEZ_CODE.match(sez)
+        and type(items) is list
+        and 0 < len(items) <= MAX_BATCH
+    ):
+        return None
+    events = []
+    for item in items:
+        event = _plain_event(item)
+        if event is None:
+            return None
+        events.append(event)
+    return sez, events
+
+
 def _events(f: Fields) -> list[ConsignmentEvent]:
     """The batch's events; when one is not plainly valid, _event() says what is wrong."""
     items = f.value.get("events")
@@ -256,10 +277,15 @@ def anchor_events(ctx: Context, args: list[str]) -> Any:
     once and serves the Merkle leaf, the stored entry, its pointer, the consignment head,
     the batch record and the result, byte for byte what canonical_json would make.
     """
-    f = Fields(one_object(args), "batch")
-    sez = f.text("sez", pattern=SEZ_CODE)
-    events = _events(f)
-    f.done()
+    request = one_object(args)
+    plain = _plain_batch(request)
+    if plain is None:  # Fields says what is wrong, in its order
+        f = Fields(request, "batch")
+        sez = f.text("sez", pattern=SEZ_CODE)
+        events = _events(f)
+        f.done()
+    else:
+        sez, events = plain
     hashes = [e.event_hash for e in events]
     if len(set(hashes)) != len(hashes):
         raise BadRequest("batch lists the same event hash twice")

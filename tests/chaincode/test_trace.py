@@ -308,3 +308,16 @@ def test_stored_bytes_are_canonical_and_leaves_match(ledger: Ledger) -> None:
         assert leaf_of(entry).hex() == by_hash[entry["event_hash"]]["leaf_hash"]
         assert entry["proof"] == by_hash[entry["event_hash"]]["path"]
     assert ledger.ok("uz-admin", "VerifyTrail", {"consignment_ref": REF})["ok"]
+
+
+def test_malformed_batches_are_explained_by_fields(ledger: Ledger) -> None:
+    registered(ledger)
+    for batch, message in (
+        ({"sez": SEZ, "events": [ev(1)], "x": 1}, "batch has unknown member(s): x"),
+        ({"events": [ev(1)], "x": 1}, "batch.sez is required"),
+        ({"sez": "kz-khorgos", "events": [ev(1)]}, "batch.sez 'kz-khorgos' has the wrong format"),
+        ({"sez": SEZ, "events": "x"}, "batch.events must be a list of 1 to 4096 objects"),
+        ({"sez": SEZ, "extra": [ev(1)]}, "batch.events is required"),
+        ({"sez": SEZ, "events": [ev(1), 5]}, "batch.events[1] must be a JSON object"),
+    ):
+        assert ledger.fails("kz-khorgos", "AnchorEvents", batch, 400) == message
