@@ -15,14 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .router import Response, invoke
-from .stub import (
-    COMPOSITE_KEY_NAMESPACE,
-    Creator,
-    KeyModification,
-    create_composite_key,
-    partial_key_range,
-    split_composite_key,
-)
+from .stub import Creator, KeyModification, RangeReads
 
 __all__ = ["ChaincodeEvent", "MemStub"]
 
@@ -43,7 +36,7 @@ class _Tx:
     event: tuple[str, bytes] | None = None
 
 
-class MemStub:
+class MemStub(RangeReads):
     """A Stub over dictionaries; see the module docstring."""
 
     def __init__(self) -> None:
@@ -137,23 +130,6 @@ class MemStub:
         hi = bisect.bisect_left(self._keys, end) if end else len(self._keys)
         for key in self._keys[lo:hi]:
             yield key, self.state[key]
-
-    def get_state_by_range(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
-        for key, value in self._range(start, end):
-            if not key.startswith(COMPOSITE_KEY_NAMESPACE):
-                yield key, value
-
-    def create_composite_key(self, object_type: str, attributes: Sequence[str]) -> str:
-        return create_composite_key(object_type, attributes)
-
-    def split_composite_key(self, key: str) -> tuple[str, list[str]]:
-        return split_composite_key(key)
-
-    def get_state_by_partial_composite_key(
-        self, object_type: str, attributes: Sequence[str]
-    ) -> Iterator[tuple[str, bytes]]:
-        start, end = partial_key_range(object_type, attributes)
-        return self._range(start, end)
 
     def get_history_for_key(self, key: str) -> Iterator[KeyModification]:
         self._current()

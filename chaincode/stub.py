@@ -20,6 +20,7 @@ __all__ = [
     "MAX_UNICODE_RUNE",
     "Creator",
     "KeyModification",
+    "RangeReads",
     "Stub",
     "create_composite_key",
     "partial_key_range",
@@ -132,3 +133,33 @@ class Stub(Protocol):
     def get_tx_timestamp(self) -> tuple[int, int]: ...
 
     def set_event(self, name: str, payload: bytes) -> None: ...
+
+
+class RangeReads:
+    """The key-range half of a Stub, for stubs that implement one ``_range`` method.
+
+    ``_range(start, end)`` yields every committed (key, value) in [start, end) in key
+    order ('' end = open), composite keys included; plain range queries leave them out.
+    """
+
+    __slots__ = ()
+
+    def _range(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+        raise NotImplementedError
+
+    def get_state_by_range(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+        for key, value in self._range(start, end):
+            if not key.startswith(COMPOSITE_KEY_NAMESPACE):
+                yield key, value
+
+    def create_composite_key(self, object_type: str, attributes: Sequence[str]) -> str:
+        return create_composite_key(object_type, attributes)
+
+    def split_composite_key(self, key: str) -> tuple[str, list[str]]:
+        return split_composite_key(key)
+
+    def get_state_by_partial_composite_key(
+        self, object_type: str, attributes: Sequence[str]
+    ) -> Iterator[tuple[str, bytes]]:
+        start, end = partial_key_range(object_type, attributes)
+        return self._range(start, end)

@@ -11,17 +11,10 @@ with the version they saw; the ledger then validates them (MVCC) before applying
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Protocol
 
-from chaincode.stub import (
-    COMPOSITE_KEY_NAMESPACE,
-    Creator,
-    KeyModification,
-    create_composite_key,
-    partial_key_range,
-    split_composite_key,
-)
+from chaincode.stub import Creator, KeyModification, RangeReads
 
 __all__ = ["StateView", "TxStub"]
 
@@ -36,7 +29,7 @@ class StateView(Protocol):
     def history(self, key: str) -> list[tuple[int, bytes | None, bytes, int]]: ...
 
 
-class TxStub:
+class TxStub(RangeReads):
     """One transaction's view of the ledger plus what it read and wants to write."""
 
     __slots__ = ("_creator", "_timestamp", "_tx_id", "_view", "event", "ranges", "reads", "writes")
@@ -82,23 +75,6 @@ class TxStub:
         for key, ver, value in self._view.range(start, end):
             self.reads[key] = ver
             yield key, value
-
-    def get_state_by_range(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
-        for key, value in self._range(start, end):
-            if not key.startswith(COMPOSITE_KEY_NAMESPACE):
-                yield key, value
-
-    def create_composite_key(self, object_type: str, attributes: Sequence[str]) -> str:
-        return create_composite_key(object_type, attributes)
-
-    def split_composite_key(self, key: str) -> tuple[str, list[str]]:
-        return split_composite_key(key)
-
-    def get_state_by_partial_composite_key(
-        self, object_type: str, attributes: Sequence[str]
-    ) -> Iterator[tuple[str, bytes]]:
-        start, end = partial_key_range(object_type, attributes)
-        return self._range(start, end)
 
     def get_history_for_key(self, key: str) -> Iterator[KeyModification]:
         for ver, value, tx_id, ts_ns in self._view.history(key):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cryptography import x509
 
@@ -63,20 +64,7 @@ def test_three_administrations_and_an_sez(ledger: Ledger, consortium: Consortium
         {"sez": "KZ-KHORGOS", "name": "Khorgos", "operator_subject": subject},
     )
     ref = "26KZ0000042-KHG"
-    steps = ["arriving", "inspecting", "storing", "loading", "departing"]
-    events = [
-        {
-            "event_hash": f"ni:///sha-256;{i + 1:064x}?ver=CBV2.0",
-            "consignment_ref": ref,
-            "event_type": "ObjectEvent",
-            "biz_step": step,
-            "disposition": "in_progress",
-            "event_time": f"2026-11-24T0{i}:00:00+05:00",
-            "location": "urn:epc:id:sgln:4870001.00001.0",
-            "aeo_id": other["aeo_id"],
-        }
-        for i, step in enumerate(steps)
-    ]
+    events = trail_events(ref, other["aeo_id"])
     first = ledger.ok("kz-khorgos", "AnchorEvents", {"sez": "KZ-KHORGOS", "events": events[:3]})
     second = ledger.ok("kz-khorgos", "AnchorEvents", {"sez": "KZ-KHORGOS", "events": events[3:]})
     for batch in (first, second):
@@ -90,7 +78,27 @@ def test_three_administrations_and_an_sez(ledger: Ledger, consortium: Consortium
             )
     ledger.fails("kz-aktau", "AnchorEvents", {"sez": "KZ-KHORGOS", "events": events[:1]}, 403)
     trail = ledger.ok("uz-admin", "GetTrail", {"consignment_ref": ref})
-    assert [t["biz_step"] for t in trail] == steps
+    assert [t["biz_step"] for t in trail] == STEPS
     assert ledger.ok("uz-admin", "VerifyTrail", {"consignment_ref": ref})["ok"] is True
     # every state change emitted exactly one event
     assert all(json.loads(e.payload)["entries"] for e in ledger.stub.events)
+
+
+STEPS = ["arriving", "inspecting", "storing", "loading", "departing"]
+
+
+def trail_events(ref: str, aeo_id: str) -> list[dict[str, Any]]:
+    """A consignment's passage through the SEZ, one event per step."""
+    return [
+        {
+            "event_hash": f"ni:///sha-256;{i + 1:064x}?ver=CBV2.0",
+            "consignment_ref": ref,
+            "event_type": "ObjectEvent",
+            "biz_step": step,
+            "disposition": "in_progress",
+            "event_time": f"2026-11-24T0{i}:00:00+05:00",
+            "location": "urn:epc:id:sgln:4870001.00001.0",
+            "aeo_id": aeo_id,
+        }
+        for i, step in enumerate(STEPS)
+    ]

@@ -16,6 +16,7 @@ from node.embedded.ledger import EmbeddedLedger
 from node.embedded.verify import verify_ledger
 from node.errors import LedgerError, ProposalError, Rejected
 from node.proposal import SignedProposal, make_proposal
+from tests.chaincode.test_trace import ev
 from tests.node.conftest import CHANNEL, Signers, b64, genesis_arg, member_signer, propose
 from trust_services.pki import OrgPki
 
@@ -24,16 +25,8 @@ SEZ = "KZ-KHORGOS"
 
 
 def event(n: int, ref: str | None = None) -> dict[str, Any]:
-    return {
-        "event_hash": f"ni:///sha-256;{hashlib.sha256(str(n).encode()).hexdigest()}?ver=CBV2.0",
-        "consignment_ref": ref or f"26KZ{n:07d}-KHG",
-        "event_type": "ObjectEvent",
-        "biz_step": "arriving",
-        "disposition": "in_transit",
-        "event_time": "2026-11-24T08:00:00+05:00",
-        "location": "urn:epc:id:sgln:4870001.00001.0",
-        "aeo_id": "KZ-AEO-2026-000123",
-    }
+    """Event n of its own consignment (or of ``ref``)."""
+    return ev(n, ref or f"26KZ{n:07d}-KHG")
 
 
 def anchor_batch(*events: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from node.embedded.verify import verify_ledger
 from node.proposal import KeySigner
 from tests.chaincode.conftest import aeo_record, aeo_write
 from tests.chaincode.test_mra import ACT, proposal
+from tests.chaincode.test_scenario import STEPS, trail_events
 from tests.node.conftest import Signers, propose
 
 
@@ -108,20 +109,7 @@ def test_three_administrations_and_an_sez(
         {"sez": "KZ-KHORGOS", "name": "Khorgos - Eastern Gate", "operator_subject": subject},
     )
     ref = "26KZ0000042-KHG"
-    steps = ["arriving", "inspecting", "storing", "loading", "departing"]
-    events = [
-        {
-            "event_hash": f"ni:///sha-256;{i + 1:064x}?ver=CBV2.0",
-            "consignment_ref": ref,
-            "event_type": "ObjectEvent",
-            "biz_step": step,
-            "disposition": "in_progress",
-            "event_time": f"2026-11-24T0{i}:00:00+05:00",
-            "location": "urn:epc:id:sgln:4870001.00001.0",
-            "aeo_id": other["aeo_id"],
-        }
-        for i, step in enumerate(steps)
-    ]
+    events = trail_events(ref, other["aeo_id"])
     batches = [
         ok("kz-khorgos", "AnchorEvents", {"sez": "KZ-KHORGOS", "events": events[:3]}),
         ok("kz-khorgos", "AnchorEvents", {"sez": "KZ-KHORGOS", "events": events[3:]}),
@@ -138,7 +126,7 @@ def test_three_administrations_and_an_sez(
     # an operator of another zone may not anchor KHORGOS events
     refused("kz-aktau", "AnchorEvents", {"sez": "KZ-KHORGOS", "events": events[:1]}, 403)
     trail = query("GetTrail", {"consignment_ref": ref})
-    assert [t["biz_step"] for t in trail] == steps
+    assert [t["biz_step"] for t in trail] == STEPS
     assert query("VerifyTrail", {"consignment_ref": ref})["ok"] is True
 
     # the AEO's history keeps both versions; status at a time before the suspension
