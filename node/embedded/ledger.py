@@ -121,8 +121,11 @@ class _KeySet:
         self._sorted: list[str] | None = None
 
     def add(self, keys: dict[str, bytes | None]) -> None:
+        if self._sorted is not None:  # keep the order up to date: no re-sort per transaction
+            for key in keys:
+                if key not in self.keys:
+                    bisect.insort(self._sorted, key)
         self.keys.update(dict.fromkeys(keys))
-        self._sorted = None
 
     def touches(self, start: str, end: str) -> bool:
         if self._sorted is None:
