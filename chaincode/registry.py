@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from .canonical import MAX_SAFE_INTEGER
@@ -40,7 +39,7 @@ from .context import COUNTRY, MSP_ID, SHA256_HEX, Context, Fields, one_object
 from .der import SEQUENCE, DerError
 from .der import parse as parse_der
 from .errors import BadRequest, Conflict, Forbidden, NotFound
-from .seal import load_certificate, verify_chain
+from .seal import CERT_PARSE_ERRORS, load_certificate, verify_chain
 from .timeutil import datetime_us, format_time
 
 __all__ = [
@@ -63,15 +62,6 @@ MAX_CERT_B64 = 16 * 1024
 MAX_CRL_B64 = 1024 * 1024
 KEY_ID = re.compile(r"[0-9a-f]{2,128}\Z")
 MAX_KEY_ID_BYTES = 64
-# cryptography parses lazily: a damaged field or extension surfaces when it is read
-_PARSE_ERRORS = (
-    ValueError,
-    TypeError,
-    UnsupportedAlgorithm,
-    x509.InvalidVersion,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
 
 
 @dataclass(frozen=True)
@@ -471,7 +461,7 @@ def _crl_request(f: Fields) -> CrlRequest:
         ) from None
     try:
         return _crl_fields(crl, crl_der, issuer, issuer_der, where)
-    except _PARSE_ERRORS:
+    except CERT_PARSE_ERRORS:
         raise BadRequest(f"{where} has a malformed field, entry or extension") from None
 
 
@@ -582,7 +572,7 @@ def _check_crl_issuer(ctx: Context, msp_id: str, req: CrlRequest) -> None:
                 f"issuer certificate ({subject})"
             )
         valid = req.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except _PARSE_ERRORS:
+    except CERT_PARSE_ERRORS:
         raise Forbidden(
             f"CRL rejected: the CRL's signature cannot be checked with the issuer "
             f"certificate ({subject})"

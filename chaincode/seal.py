@@ -31,7 +31,7 @@ from . import der
 from .errors import Forbidden
 from .timeutil import datetime_us
 
-__all__ = ["MAX_CHAIN", "load_certificate", "verify_chain", "verify_seal"]
+__all__ = ["CERT_PARSE_ERRORS", "MAX_CHAIN", "load_certificate", "verify_chain", "verify_seal"]
 
 HashType = type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]
 
@@ -59,6 +59,15 @@ QC_TYPE = "0.4.0.1862.1.6"
 QC_TYPE_ESEAL = "0.4.0.1862.1.6.2"
 RSA_KEY = "1.2.840.113549.1.1.1"
 MAX_CHAIN = 5
+#: cryptography parses certificates lazily: a damaged field surfaces as one of these
+CERT_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 def _reject(reason: str) -> Forbidden:
@@ -223,14 +232,7 @@ def verify_chain(
     """
     try:
         return _verify_chain(cert, carried, roots, at_us, what, owner, prefix)
-    except (
-        ValueError,
-        TypeError,
-        UnsupportedAlgorithm,
-        x509.InvalidVersion,
-        x509.DuplicateExtension,
-        x509.UnsupportedGeneralNameType,
-    ):
+    except CERT_PARSE_ERRORS:
         raise Forbidden(f"{prefix}a certificate of the {what} chain cannot be parsed") from None
 
 
@@ -331,14 +333,7 @@ def verify_seal(
         return _verify(seal, content, roots, at_us)
     except der.DerError as exc:
         raise _reject(f"malformed CMS: {exc}") from None
-    except (
-        ValueError,
-        TypeError,
-        UnsupportedAlgorithm,
-        x509.InvalidVersion,
-        x509.DuplicateExtension,
-        x509.UnsupportedGeneralNameType,
-    ):
+    except CERT_PARSE_ERRORS:
         # cryptography parses certificates lazily: a damaged field surfaces here
         raise _reject("malformed CMS structure or certificate") from None
 

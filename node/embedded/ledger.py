@@ -427,6 +427,19 @@ class EmbeddedLedger:
         response = invoke(stub, proposal.function, list(proposal.args))
         return _Entry(index, signed, proposal, "VALID", response, stub)
 
+    def _cert_hashes(
+        self, der: bytes, sha_hex: str, chain: Sequence[bytes], new: list[tuple[bytes, bytes]]
+    ) -> list[str]:
+        """Hashes of ``chain``; certificates the ledger does not hold yet go to ``new``."""
+        hashes = []
+        for cert, sha in ((der, bytes.fromhex(sha_hex)), *((c, None) for c in chain)):
+            digest = sha or hashlib.sha256(cert).digest()
+            if sha is None:
+                hashes.append(digest.hex())
+            if digest not in self._known_certs:
+                new.append((digest, cert))
+        return hashes
+
     def _build(self, block: list[_Entry]) -> _Built:
         """Records, header and signature of the next block (not yet written)."""
         number = self._height
@@ -438,13 +451,9 @@ class EmbeddedLedger:
         trust_changed = False
         for n, entry in enumerate(block):
             signed, stub = entry.signed, entry.stub
-            chain_hashes = []
-            for der in (signed.certificate, *signed.chain):
-                sha = hashlib.sha256(der).digest()
-                if der is not signed.certificate:
-                    chain_hashes.append(sha.hex())
-                if sha not in self._known_certs:
-                    certs.append((sha, der))
+            chain_hashes = self._cert_hashes(
+                signed.certificate, entry.proposal.cert_sha256, signed.chain, certs
+            )
             response = entry.response
             record = tx_record(
                 signed,
@@ -476,13 +485,9 @@ class EmbeddedLedger:
                     writes.append((ver, key, stub.writes[key]))
                     if not trust_changed and key.startswith(TRUST_PREFIXES):
                         trust_changed = True
-        signer_chain = []
-        for der in (self._signer_der, *self._signer_chain):
-            sha = hashlib.sha256(der).digest()
-            if der is not self._signer_der:
-                signer_chain.append(sha.hex())
-            if sha not in self._known_certs:
-                certs.append((sha, der))
+        signer_chain = self._cert_hashes(
+            self._signer_der, self._signer_sha, self._signer_chain, certs
+        )
         header = block_header(
             channel=self.channel,
             number=number,

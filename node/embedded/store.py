@@ -214,12 +214,6 @@ class Store:
             found.update(bytes(r[0]) for r in rows)
         return found
 
-    def tx(self, tx_id: bytes) -> tuple[int, str, bytes] | None:
-        row = self.conn.execute(
-            "SELECT ver, code, record FROM txs WHERE tx_id=?", (tx_id,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1], bytes(row[2]))
-
     def certificate(self, sha256: bytes, conn: sqlite3.Connection | None = None) -> bytes | None:
         row = (
             (conn or self.conn)
