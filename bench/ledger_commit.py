@@ -15,7 +15,6 @@ JSON line ``{"tx", "seconds", "tx_per_s", …}``.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -27,27 +26,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
+from _ledger import genesis_members, member, now_pair
 
 from node.embedded.ledger import EmbeddedLedger
-from node.proposal import KeySigner, make_proposal
-from trust_services.pki import OrgPki, init_pki
-from trust_services.profiles import CertProfile
+from node.proposal import make_proposal
+from trust_services.pki import init_pki
 
 CHANNEL = "caravan"
 SEZ = "KZ-KHORGOS"
-
-
-def _signer(pki: OrgPki, label: str, role: str, sez: str | None = None) -> KeySigner:
-    issued = pki.issue_with_new_key(
-        CertProfile.MEMBER, label, common_name=label, role=role, sez=sez
-    )
-    return KeySigner(pki.org, issued.certificate, [pki.certificate("issuing")], pki.key(label))
-
-
-def _now() -> tuple[int, int]:
-    ns = time.time_ns()
-    return ns // 10**9, ns % 10**9
 
 
 def _event(n: int) -> dict[str, Any]:
@@ -78,29 +64,12 @@ def main() -> None:
             cc: init_pki(root, f"{cc}-CUSTOMS", country=cc, name=f"{cc} customs", passphrase=b"b")
             for cc in ("KZ", "UZ", "KG")
         }
-        admin = _signer(pkis["KZ"], "admin", "admin")
-        node = _signer(pkis["KZ"], "node", "node")
-        operator = _signer(pkis["KZ"], "operator", "sez-operator", SEZ)
-        genesis = {
-            "members": [
-                {
-                    "msp_id": pki.org,
-                    "country": cc,
-                    "name": f"{cc} customs",
-                    "anchors": [
-                        {
-                            "kind": "root",
-                            "certificate": base64.b64encode(
-                                pki.certificate("root").public_bytes(Encoding.DER)
-                            ).decode(),
-                        }
-                    ],
-                }
-                for cc, pki in pkis.items()
-            ]
-        }
+        admin = member(pkis["KZ"], "admin", "admin")
+        node = member(pkis["KZ"], "node", "node")
+        operator = member(pkis["KZ"], "operator", "sez-operator", SEZ)
+        genesis = {"members": genesis_members(pkis)}
         init = make_proposal(
-            admin, "InitLedger", [json.dumps(genesis)], channel=CHANNEL, timestamp=_now()
+            admin, "InitLedger", [json.dumps(genesis)], channel=CHANNEL, timestamp=now_pair()
         )
         ledger = EmbeddedLedger.create(
             root / "ledger.db", CHANNEL, init, node, max_block_tx=args.block_size
@@ -116,7 +85,7 @@ def main() -> None:
                 "RegisterSezOperator",
                 [json.dumps(register)],
                 channel=CHANNEL,
-                timestamp=_now(),
+                timestamp=now_pair(),
             )
         )
         assert receipt.valid, receipt
@@ -129,7 +98,7 @@ def main() -> None:
                 "AnchorEvents",
                 [json.dumps({"sez": SEZ, "events": [_event(i * k + j) for j in range(k)]})],
                 channel=CHANNEL,
-                timestamp=_now(),
+                timestamp=now_pair(),
             )
             for i in range(args.tx)
         ]

@@ -71,10 +71,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _ledger import genesis_members, member, now_pair
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.canonical import canonical_json, sha256_hex
@@ -82,10 +83,9 @@ from chaincode.stub import create_composite_key
 from node.embedded.blocks import block_hash, block_header, sign_header
 from node.embedded.ledger import EmbeddedLedger
 from node.embedded.store import BlockWrite, Store, ver_of
-from node.proposal import KeySigner, ProposalSigner, SignedProposal, make_proposal
+from node.proposal import ProposalSigner, SignedProposal, make_proposal
 from trust_services.cades import CadesSigner
 from trust_services.pki import OrgPki, init_pki
-from trust_services.profiles import CertProfile
 
 CHANNEL = "caravan"
 SEZ = "KZ-KHORGOS"
@@ -99,11 +99,6 @@ Say = Callable[..., None]
 
 
 # --------------------------------------------------------------------------- helpers
-def now_pair() -> tuple[int, int]:
-    ns = time.time_ns()
-    return ns // 10**9, ns % 10**9
-
-
 def iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -161,16 +156,6 @@ def machine() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ consortium
-def member(pki: OrgPki, label: str, role: str, sez: str | None = None) -> ProposalSigner:
-    issued = pki.issue_with_new_key(
-        CertProfile.MEMBER, label, common_name=f"{label} (bench)", role=role, sez=sez
-    )
-    signer = KeySigner(pki.org, issued.certificate, [pki.certificate("issuing")], pki.key(label))
-    # KeySigner is a frozen dataclass; the ProposalSigner protocol declares plain (settable)
-    # attributes, which mypy will not match with read-only fields
-    return cast("ProposalSigner", signer)
-
-
 @dataclass
 class Consortium:
     pkis: dict[str, OrgPki]
@@ -195,31 +180,14 @@ def build(root: Path, block_tx: int) -> Consortium:
         cc: init_pki(root, f"{cc}-CUSTOMS", country=cc, name=f"{cc} Customs", passphrase=b"bench")
         for cc in ("KZ", "UZ", "KG")
     }
-    who = {
+    who: dict[str, ProposalSigner] = {
         "kz-admin": member(pkis["KZ"], "kz-admin", "admin"),
         "kz-officer": member(pkis["KZ"], "kz-officer", "officer"),
         "kz-node": member(pkis["KZ"], "kz-node", "node"),
         "uz-admin": member(pkis["UZ"], "uz-admin", "admin"),
         "operator": member(pkis["KZ"], "kz-khorgos", "sez-operator", SEZ),
     }
-    genesis = {
-        "members": [
-            {
-                "msp_id": pki.org,
-                "country": cc,
-                "name": f"{cc} Customs",
-                "anchors": [
-                    {
-                        "kind": "root",
-                        "certificate": base64.b64encode(
-                            pki.certificate("root").public_bytes(Encoding.DER)
-                        ).decode(),
-                    }
-                ],
-            }
-            for cc, pki in pkis.items()
-        ]
-    }
+    genesis = {"members": genesis_members(pkis)}
     ledger = EmbeddedLedger.create(
         root / "ledger.db",
         CHANNEL,
