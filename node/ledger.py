@@ -29,6 +29,7 @@ __all__ = [
     "Ledger",
     "LedgerInfo",
     "Receipt",
+    "TxChanges",
     "TxView",
 ]
 
@@ -86,6 +87,20 @@ class BlockView:
 
 
 @dataclass(frozen=True)
+class TxChanges:
+    """The committed effect of one valid transaction: what an off-chain index is fed from."""
+
+    block: int
+    index: int
+    tx_id: str
+    function: str
+    creator_msp: str
+    timestamp_us: int
+    writes: tuple[tuple[str, bytes | None], ...]  # (key, value or None when deleted), key order
+    event: tuple[str, bytes] | None
+
+
+@dataclass(frozen=True)
 class LedgerInfo:
     channel: str
     height: int
@@ -110,4 +125,8 @@ class Ledger(Protocol):
 
     def events(self, from_block: int = 0) -> Iterator[tuple[int, str, str, bytes]]:
         """(block, tx_id, event name, payload) of valid transactions, in ledger order."""
+        ...
+
+    def changes(self, from_block: int = 0) -> Iterator[TxChanges]:
+        """The writes and event of every valid transaction from ``from_block``, in order."""
         ...

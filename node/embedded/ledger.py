@@ -42,7 +42,7 @@ from chaincode.router import Response, invoke
 from chaincode.stub import Creator
 
 from ..errors import LedgerError, NodeError, ProposalError, Rejected
-from ..ledger import BlockView, LedgerInfo, Receipt, TxView
+from ..ledger import BlockView, LedgerInfo, Receipt, TxChanges, TxView
 from ..proposal import Proposal, ProposalSigner, SignedProposal, parse_proposal, verify_signature
 from .blocks import (
     GENESIS_PREV,
@@ -545,6 +545,9 @@ class EmbeddedLedger:
     def events(self, from_block: int = 0) -> Iterator[tuple[int, str, str, bytes]]:
         return read_events(self.store, from_block)
 
+    def changes(self, from_block: int = 0) -> Iterator[TxChanges]:
+        return read_changes(self.store, from_block)
+
     @property
     def height(self) -> int:
         return self._height
@@ -608,3 +611,42 @@ def read_events(store: Store, from_block: int = 0) -> Iterator[tuple[int, str, s
                 event["name"],
                 base64.b64decode(event["payload"]),
             )
+
+
+def read_changes(store: Store, from_block: int = 0) -> Iterator[TxChanges]:
+    """Valid transactions from ``from_block`` with their writes, merged from txs and vals.
+
+    Both queries run in one read transaction, so they see the same committed blocks.
+    """
+    conn = store.connect_reader()
+    try:
+        conn.execute("BEGIN")
+        start = ver_of(max(from_block, 0), 0)
+        txs = conn.execute(
+            "SELECT ver, tx_id, ts_ns, record FROM txs WHERE ver >= ? AND code = 'VALID' "
+            "ORDER BY ver",
+            (start,),
+        )
+        writes = Store.writes_from(conn, start)
+        pending = next(writes, None)
+        for ver, tx_id, ts_ns, raw in txs:
+            mine: list[tuple[str, bytes | None]] = []
+            while pending is not None and pending[0] <= ver:
+                if pending[0] == ver:
+                    mine.append((pending[1], pending[2]))
+                pending = next(writes, None)
+            record = decode_record(raw)
+            body = json.loads(base64.b64decode(record["proposal"]))
+            event = record["event"]
+            yield TxChanges(
+                ver >> VER_SHIFT,
+                ver & (MAX_TX_PER_BLOCK - 1),
+                bytes(tx_id).hex(),
+                body["function"],
+                body["creator"]["msp_id"],
+                ts_ns // 1000,
+                tuple(sorted(mine)),
+                None if event is None else (event["name"], base64.b64decode(event["payload"])),
+            )
+    finally:
+        conn.close()

@@ -258,6 +258,25 @@ class Store:
             (key.encode(),),
         ).fetchall()
 
+    @staticmethod
+    def writes_from(conn: sqlite3.Connection, ver: int) -> Iterator[tuple[int, str, bytes | None]]:
+        """(ver, key, value) of every write at version ``ver`` or later, in commit order.
+
+        Write-log rows are appended in version order, so the first row at ``ver`` is found
+        by bisecting on ``vid`` rather than by scanning (the log has no index on ``ver``).
+        """
+        lo, hi = 1, int(conn.execute("SELECT coalesce(max(vid), 0) FROM vals").fetchone()[0]) + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = conn.execute("SELECT ver FROM vals WHERE vid >= ? LIMIT 1", (mid,)).fetchone()
+            if row is None or row[0] >= ver:
+                hi = mid
+            else:
+                lo = mid + 1
+        rows = conn.execute("SELECT ver, key, value FROM vals WHERE vid >= ? ORDER BY vid", (lo,))
+        for row_ver, key, value in rows:
+            yield row_ver, bytes(key).decode(), value
+
     def state_key_count(self) -> int:
         row = self.conn.execute(
             "SELECT count(*) FROM (SELECT key, max(ver), vid FROM kv GROUP BY key) k "

@@ -317,3 +317,21 @@ def test_open_refuses_what_is_not_a_ledger(tmp_path: Any, signers: Signers) -> N
     junk.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(LedgerError):
         EmbeddedLedger.open(junk, signers["kz-node"])
+
+
+def test_changes_feed_an_index_with_every_valid_write_in_order(make_ledger, signers) -> None:
+    ledger = make_ledger()
+    register = {"sez": "KZ-KHORGOS", "name": "Khorgos", "operator_subject": "CN=x"}
+    first = ledger.submit(propose(signers["kz-admin"], "RegisterSezOperator", register))
+    assert first.valid
+    refused = ledger.submit(propose(signers["uz-admin"], "RegisterSezOperator", register))
+    assert not refused.valid
+    changes = list(ledger.changes())
+    assert [c.function for c in changes] == ["InitLedger", "RegisterSezOperator"]
+    last = changes[-1]
+    assert (last.tx_id, last.block, last.creator_msp) == (first.tx_id, first.block, "KZ-CUSTOMS")
+    assert [k for k, _ in last.writes] == ["\x00sez\x00KZ-KHORGOS\x00"]
+    assert json.loads(last.writes[0][1] or b"")["operators"][0]["subject"] == "CN=x"
+    assert last.event is not None and last.event == first.event
+    assert [c.function for c in ledger.changes(from_block=last.block)] == ["RegisterSezOperator"]
+    assert list(ledger.changes(from_block=last.block + 1)) == []
