@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := openssl poppler-utils softhsm2 libnss3-tools docker-compose
+APT_PACKAGES := openssl poppler-utils softhsm2 libnss3-tools docker-compose postgresql
 
 .PHONY: demo test lint typecheck unit venv deps sysdeps bench clean
 
@@ -38,7 +38,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 deps: $(VENV)/.installed
 
 # Debian packages the tests use: openssl, pdfsig, SoftHSM2, NSS certutil, and
-# docker-compose (validates docker-compose.yml; no Docker engine needed).
+# docker-compose (validates docker-compose.yml; no Docker engine needed), and PostgreSQL
+# (the index tests start a server from its binaries; no service is enabled).
 sysdeps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
