@@ -38,6 +38,7 @@ __all__ = [
     "block_hash",
     "block_header",
     "decode_record",
+    "recode",
     "sign_header",
     "signature_valid",
     "tx_record",
@@ -87,15 +88,25 @@ def tx_record(
     return _ENCODE(record).encode("ascii")
 
 
+def recode(record: bytes, code: str) -> bytes:
+    """``record`` (built with code VALID) with another code: the same bytes otherwise.
+
+    Members are sorted and ``chain`` (hex strings only) is the one before ``code``, so
+    the first ``"code":"VALID"`` is the code member.
+    """
+    return record.replace(b'"code":"VALID"', b'"code":"' + code.encode("ascii") + b'"', 1)
+
+
 def decode_record(data: bytes) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(data)
     return value
 
 
-def tx_root(records: Sequence[bytes]) -> str:
+def tx_root(records: Sequence[bytes], leaves: Sequence[bytes] | None = None) -> str:
+    """RFC 6962 root of the records (``leaves``: their leaf hashes, when known already)."""
     if not records:
         return hashlib.sha256(b"").hexdigest()
-    root, _paths = tree([leaf_hash(r) for r in records])
+    root, _paths = tree(list(leaves) if leaves is not None else [leaf_hash(r) for r in records])
     return root.hex()
 
 
@@ -105,6 +116,7 @@ def block_header(
     number: int,
     prev_hash: str,
     records: Sequence[bytes],
+    leaves: Sequence[bytes] | None = None,
     valid_count: int,
     time_us: int,
     signer_msp: str,
@@ -116,7 +128,7 @@ def block_header(
             "channel": channel,
             "number": number,
             "prev_hash": prev_hash,
-            "tx_root": tx_root(records),
+            "tx_root": tx_root(records, leaves),
             "tx_count": len(records),
             "valid_count": valid_count,
             "time_us": time_us,

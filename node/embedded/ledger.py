@@ -31,28 +31,23 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.canonical import CanonicalJsonError, parse_json
+from chaincode.merkle import leaf_hash
 from chaincode.router import Response, invoke
 from chaincode.stub import Creator
 
 from ..errors import LedgerError, NodeError, ProposalError, Rejected
 from ..ledger import BlockView, LedgerInfo, Receipt, TxChanges, TxView
-from ..proposal import Proposal, ProposalSigner, SignedProposal, parse_proposal, verify_signature
-from .blocks import (
-    GENESIS_PREV,
-    block_hash,
-    block_header,
-    decode_record,
-    sign_header,
-    tx_record,
-)
+from ..proposal import Proposal, ProposalSigner, SignedProposal, parse_proposal
+from .blocks import GENESIS_PREV, block_hash, block_header, decode_record, recode, sign_header
 from .creators import TRUST_PREFIXES, CreatorVerifier
+from .endorse import Endorsed, Endorsers, Refused, Result, Untrusted, endorse, precheck
 from .store import MAX_TX_PER_BLOCK, VER_SHIFT, BlockWrite, Store, ver_of
 from .stub import TxStub
 
@@ -61,8 +56,10 @@ __all__ = ["DEFAULT_MAX_BLOCK_TX", "LEDGER_FILE", "EmbeddedLedger"]
 LEDGER_FILE = "ledger.db"
 DEFAULT_MAX_BLOCK_TX = 2000
 DEFAULT_MAX_SKEW_S = 300
+DEFAULT_PARALLEL_MIN = 512  # smaller batches are endorsed in this process
 _CHUNK = 128
 _CACHE_LIMIT = 200_000
+_RECENT_BLOCKS = 16  # MVCC keeps the written keys of this many blocks for worker snapshots
 
 Clock = Callable[[], int]  # nanoseconds since the epoch
 
@@ -94,16 +91,14 @@ class _View:
         return Store.history(self.conn, key)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     """One transaction ordered into the block being built."""
 
     index: int  # position in the caller's batch
-    signed: SignedProposal
-    proposal: Proposal
-    code: str
-    response: Response
-    stub: TxStub
+    endorsed: Endorsed
+    certs: tuple[tuple[bytes, bytes], ...]  # (sha256, DER): the creator, then its chain
+    code: str = "VALID"
 
 
 @dataclass(frozen=True)
@@ -120,7 +115,7 @@ class _KeySet:
         self.keys: dict[str, None] = dict.fromkeys(keys)
         self._sorted: list[str] | None = None
 
-    def add(self, keys: dict[str, bytes | None]) -> None:
+    def add(self, keys: Iterable[str]) -> None:
         if self._sorted is not None:  # keep the order up to date: no re-sort per transaction
             for key in keys:
                 if key not in self.keys:
@@ -133,6 +128,17 @@ class _KeySet:
         i = bisect.bisect_left(self._sorted, start)
         return i < len(self._sorted) and (not end or self._sorted[i] < end)
 
+    def conflict(self, endorsed: Endorsed) -> str:
+        """VALID, or why ``endorsed``'s reads are stale against these writes."""
+        keys = self.keys
+        if not keys:
+            return "VALID"
+        if any(k in keys for k in endorsed.reads):
+            return "MVCC_READ_CONFLICT"
+        if any(self.touches(s, e) for s, e in endorsed.ranges):
+            return "PHANTOM_READ_CONFLICT"
+        return "VALID"
+
 
 @dataclass
 class _Inflight:
@@ -142,50 +148,13 @@ class _Inflight:
     built: _Built
     future: Future[None]
     settled: bool = False
-    written: _KeySet = field(default_factory=_KeySet)
-
-    def __post_init__(self) -> None:
-        self.written = _KeySet(self.built.written)
-
-
-def _conflict(stub: TxStub, written: _KeySet, inflight: _Inflight | None) -> str:
-    """VALID, or why the transaction's reads are stale (Fabric's MVCC validation)."""
-    sets = [written]
-    if inflight is not None and not inflight.settled:
-        sets.append(inflight.written)
-    for keys in sets:
-        if not keys.keys:
-            continue
-        if any(k in keys.keys for k in stub.reads):
-            return "MVCC_READ_CONFLICT"
-        if any(keys.touches(s, e) for s, e in stub.ranges):
-            return "PHANTOM_READ_CONFLICT"
-    return "VALID"
-
-
-def _precheck(signed: SignedProposal, channel: str) -> Proposal | NodeError:
-    """Parse and verify one proposal (runs in the pool; the verify releases the GIL)."""
-    try:
-        if not isinstance(signed, SignedProposal):
-            raise ProposalError("not a signed proposal")
-        proposal = parse_proposal(signed.proposal)
-        if proposal.channel != channel:
-            raise Rejected(
-                "WRONG_CHANNEL", f"the proposal is for channel {proposal.channel!r}", 400
-            )
-        if len(signed.chain) > 4:
-            raise ProposalError("the carried certificate chain is longer than 4")
-        verify_signature(signed)
-    except NodeError as exc:
-        return exc
-    return proposal
 
 
 def _precheck_chunk(chunk: Sequence[SignedProposal], channel: str) -> list[Proposal | NodeError]:
-    return [_precheck(s, channel) for s in chunk]
+    return [precheck(s, channel) for s in chunk]
 
 
-def _refused(tx_id: str, exc: NodeError) -> Receipt:
+def _refused(tx_id: str, exc: NodeError | Refused | Untrusted) -> Receipt:
     return Receipt(tx_id, exc.code, exc.status, exc.message)
 
 
@@ -201,32 +170,45 @@ class EmbeddedLedger:
         max_skew_s: int = DEFAULT_MAX_SKEW_S,
         max_block_tx: int = DEFAULT_MAX_BLOCK_TX,
         workers: int | None = None,
+        parallel_min: int = DEFAULT_PARALLEL_MIN,
         timestamper: Any = None,
     ) -> None:
         if not 1 <= max_block_tx < MAX_TX_PER_BLOCK:
             raise LedgerError(f"max_block_tx must be between 1 and {MAX_TX_PER_BLOCK - 1}")
+        if workers is not None and not 0 <= workers <= 64:
+            raise LedgerError("workers must be between 0 and 64")
         self.store = store
         self.channel = store.channel
         self.signer = signer
         self.clock = clock
         self.max_skew_us = max_skew_s * 1_000_000
         self.max_block_tx = max_block_tx
+        self.parallel_min = max(parallel_min, 1)
         self.timestamper = timestamper
         self._signer_der = signer.certificate.public_bytes(Encoding.DER)
-        self._signer_sha = hashlib.sha256(self._signer_der).hexdigest()
+        self._signer_sha = hashlib.sha256(self._signer_der).digest()
         self._signer_chain = [c.public_bytes(Encoding.DER) for c in signer.chain]
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2)
+        cores = os.cpu_count() or 2
+        self._pool = ThreadPoolExecutor(max_workers=cores)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        n = cores if workers is None else workers
+        self._endorsers = Endorsers(store.path, self.channel, n) if n > 0 else None
         self._cache: dict[str, tuple[int, bytes]] = {}
         # the committer reads through its own connection: the writer's holds the open block
         self._view = _View(store.connect_reader(), self._cache)
         self._broken: str | None = None
         self._creators = CreatorVerifier()
         self._known_certs: set[bytes] = set()
+        self._cert_pairs: dict[bytes, tuple[bytes, bytes]] = {}
         last = store.last_block()
         self._height = 0 if last is None else last.number + 1
         self._last_hash = GENESIS_PREV if last is None else bytes(last.hash).hex()
+        # MVCC across snapshots: the keys written by each recent block, by number
+        self._settled = self._height  # blocks durable and visible to readers
+        self._recent: dict[int, _KeySet] = {}
+        self._recent_from = self._height  # every snapshot sees the blocks below this
+        self._trust_block = -1  # the last block that changed the trust list
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
@@ -240,13 +222,17 @@ class EmbeddedLedger:
     ) -> EmbeddedLedger:
         """A new ledger whose block 0 is the signed ``InitLedger`` of a founding admin."""
         store = Store.create(path, channel)
-        ledger = cls(store, signer, **options)
+        try:
+            ledger = cls(store, signer, **options)
+        except BaseException:
+            store.close()
+            _remove(path)
+            raise
         try:
             ledger._genesis(genesis)
         except BaseException:
             ledger.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            _remove(path)
             raise
         return ledger
 
@@ -259,6 +245,8 @@ class EmbeddedLedger:
         return cls(store, signer, **options)
 
     def close(self) -> None:
+        if self._endorsers is not None:
+            self._endorsers.close()
         self._pool.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self._view.conn.close()
@@ -272,7 +260,7 @@ class EmbeddedLedger:
 
     # ------------------------------------------------------------------ writes
     def _genesis(self, signed: SignedProposal) -> None:
-        checked = _precheck(signed, self.channel)
+        checked = precheck(signed, self.channel)
         if isinstance(checked, NodeError):
             raise checked
         proposal = checked
@@ -284,12 +272,14 @@ class EmbeddedLedger:
             raise ProposalError(f"genesis: {exc}") from None
         if not isinstance(genesis, dict):
             raise ProposalError("genesis: the InitLedger argument must be a JSON object")
-        self._check_time(proposal)
+        self._check_time(proposal.time_us)
         creator = self._creators.check_genesis(signed, proposal, genesis)
-        entry = self._execute(0, signed, proposal, creator)
-        if entry.response.status != 200:
-            raise Rejected("CHAINCODE_ERROR", f"genesis refused: {entry.response.message}", 400)
-        self._write(self._build([entry]))
+        endorsed = endorse(self._view, signed, proposal, creator)
+        if endorsed.status != 200:
+            raise Rejected("CHAINCODE_ERROR", f"genesis refused: {endorsed.message}", 400)
+        built = self._build([_Entry(0, endorsed, self._certs_of(signed))])
+        self._write(built)
+        self._settled = self._recent_from = self._height
 
     def submit(self, proposal: SignedProposal) -> Receipt:
         return self.submit_many([proposal])[0]
@@ -299,30 +289,51 @@ class EmbeddedLedger:
         with self._lock:
             return self._submit(list(proposals))
 
+    def _chunks(
+        self, proposals: list[SignedProposal]
+    ) -> Iterator[tuple[int, int | None, Sequence[Result | Proposal | NodeError]]]:
+        """(start, snapshot or None, results) per chunk, endorsed in workers or checked here.
+
+        Results with a snapshot were executed by a worker; without one (small batches, no
+        workers) the proposals are only parsed and verified (in threads) and execute here,
+        in order, on the committed state.
+        """
+        if self._endorsers is not None and len(proposals) >= self.parallel_min:
+            for start, (snap, results) in self._endorsers.run(proposals):
+                yield start, snap, results
+            return
+        chunks = [proposals[i : i + _CHUNK] for i in range(0, len(proposals), _CHUNK)]
+        checked = self._pool.map(_precheck_chunk, chunks, [self.channel] * len(chunks))
+        for n, prechecked in enumerate(checked):
+            yield n * _CHUNK, None, prechecked
+
     def _submit(self, proposals: list[SignedProposal]) -> list[Receipt]:
         if self._broken is not None:
             raise LedgerError(self._broken)
         receipts: list[Receipt | None] = [None] * len(proposals)
-        chunks = [proposals[i : i + _CHUNK] for i in range(0, len(proposals), _CHUNK)]
-        checked = self._pool.map(_precheck_chunk, chunks, [self.channel] * len(chunks))
         block: list[_Entry] = []
         written = _KeySet()  # keys written by valid txs of this block
         inflight: _Inflight | None = None  # the previous block, being written
         seen: set[str] = set()
-        index = 0
         try:
-            for results in checked:
-                fresh = [bytes.fromhex(r.tx_id) for r in results if isinstance(r, Proposal)]
+            for start, snap, results in self._chunks(proposals):
+                fresh = [
+                    bytes.fromhex(r.tx_id)
+                    for r in results
+                    if isinstance(r, Proposal | Endorsed | Untrusted)
+                ]
                 existing = self.store.existing_tx_ids(fresh, self._view.conn)
-                for result in results:
-                    i = index
-                    index += 1
+                for i, result in enumerate(results, start):
                     signed = proposals[i]
-                    if isinstance(result, NodeError):
+                    if isinstance(result, NodeError | Refused):
                         receipts[i] = _refused(_tx_id_of(signed), result)
                         continue
-                    proposal = result
-                    tx_id = proposal.tx_id
+                    tx_id = result.tx_id
+                    try:
+                        self._check_time(result.time_us)
+                    except NodeError as exc:
+                        receipts[i] = _refused(tx_id, exc)
+                        continue
                     if tx_id in seen or bytes.fromhex(tx_id) in existing:
                         receipts[i] = Receipt(
                             tx_id,
@@ -331,29 +342,42 @@ class EmbeddedLedger:
                             f"transaction {tx_id} was already submitted",
                         )
                         continue
-                    try:
-                        self._check_time(proposal)
-                        creator = self._creators.check(self._view, signed, proposal)
-                    except NodeError as exc:
-                        receipts[i] = _refused(tx_id, exc)
+                    endorsed: Endorsed | Untrusted
+                    if (
+                        isinstance(result, Proposal)
+                        or snap is None
+                        or snap <= self._trust_block
+                        or snap < self._recent_from
+                    ):  # execute here, now: on the committed state and the current trust list
+                        endorsed, at = self._endorse_here(signed, result), self._settled
+                    else:
+                        endorsed, at = result, snap
+                    if isinstance(endorsed, Untrusted):
+                        receipts[i] = _refused(tx_id, endorsed)
                         continue
-                    entry = self._execute(i, signed, proposal, creator)
-                    if entry.response.status != 200:
+                    code, where = self._validate(endorsed, at, written)
+                    if code != "VALID" and where < self._settled:
+                        # a worker read a block that is now committed: execute again on it
+                        endorsed, at = self._endorse_here(signed, endorsed), self._settled
+                        if isinstance(endorsed, Untrusted):
+                            receipts[i] = _refused(tx_id, endorsed)
+                            continue
+                        code, where = self._validate(endorsed, at, written)
+                    if endorsed.status != 200:
                         receipts[i] = Receipt(
-                            tx_id, "CHAINCODE_ERROR", entry.response.status, entry.response.message
+                            tx_id, "CHAINCODE_ERROR", endorsed.status, endorsed.message
                         )
                         continue
                     seen.add(tx_id)
-                    # MVCC: against this block's earlier writes and the block being written
-                    entry.code = _conflict(entry.stub, written, inflight)
-                    if entry.code == "VALID" and entry.stub.writes:
-                        written.add(entry.stub.writes)
+                    entry = _Entry(i, endorsed, self._certs_of(signed), code)
+                    if code == "VALID" and endorsed.writes:
+                        written.add(k for k, _v in endorsed.writes)
                     block.append(entry)
                     if len(block) >= self.max_block_tx:
-                        inflight = self._hand_over(block, inflight, receipts)
+                        inflight = self._hand_over(block, written, inflight, receipts)
                         block, written = [], _KeySet()
             if block:
-                inflight = self._hand_over(block, inflight, receipts)
+                inflight = self._hand_over(block, written, inflight, receipts)
             self._settle(inflight, receipts)
         except BaseException:
             if inflight is not None:
@@ -363,14 +387,63 @@ class EmbeddedLedger:
             raise
         return [r for r in receipts if r is not None]
 
+    def _endorse_here(
+        self, signed: SignedProposal, done: Proposal | Result
+    ) -> Endorsed | Untrusted:
+        """Check the creator and execute in this process, on the committed state."""
+        # a worker's result: it parsed and verified the proposal already
+        proposal = done if isinstance(done, Proposal) else parse_proposal(signed.proposal)
+        try:
+            creator = self._creators.check(self._view, signed, proposal)
+        except NodeError as exc:
+            return Untrusted(proposal.tx_id, proposal.time_us, exc.code, exc.status, exc.message)
+        return endorse(self._view, signed, proposal, creator)
+
+    def _validate(self, endorsed: Endorsed, snap: int, written: _KeySet) -> tuple[str, int]:
+        """MVCC: (code, block of the conflicting write) against every block after ``snap``.
+
+        The blocks ``snap … height-1`` are written or being written; the block being built
+        (number ``height``) has ``written`` so far. Fabric's validation, with the versions
+        implied by the snapshot the transaction executed on.
+        """
+        if not endorsed.reads and not endorsed.ranges:
+            return "VALID", self._height
+        for number in range(snap, self._height):
+            code = self._recent[number].conflict(endorsed)
+            if code != "VALID":
+                return code, number
+        return written.conflict(endorsed), self._height
+
+    def _certs_of(self, signed: SignedProposal) -> tuple[tuple[bytes, bytes], ...]:
+        pairs = self._cert_pairs
+        out = []
+        for der in (signed.certificate, *signed.chain):
+            pair = pairs.get(der)
+            if pair is None:
+                if len(pairs) >= _CACHE_LIMIT:
+                    pairs.clear()
+                pair = pairs[der] = (hashlib.sha256(der).digest(), der)
+            out.append(pair)
+        return tuple(out)
+
     def _hand_over(
-        self, block: list[_Entry], inflight: _Inflight | None, receipts: list[Receipt | None]
+        self,
+        block: list[_Entry],
+        written: _KeySet,
+        inflight: _Inflight | None,
+        receipts: list[Receipt | None],
     ) -> _Inflight:
         """Build and sign ``block``; once the previous block is durable, start writing it."""
+        number = self._height
         built = self._build(block)
+        self._recent[number] = written
+        for old in range(self._recent_from, number - _RECENT_BLOCKS + 1):
+            self._recent.pop(old, None)
+        self._recent_from = max(self._recent_from, number - _RECENT_BLOCKS + 1)
         self._settle(inflight, receipts)
         nxt = _Inflight(block, built, self._writer.submit(self._write_guarded, built))
         if built.trust_changed:  # later creators are checked against the new trust list
+            self._trust_block = number
             self._settle(nxt, receipts)
         return nxt
 
@@ -380,22 +453,22 @@ class EmbeddedLedger:
             return
         inflight.future.result()
         inflight.settled = True
+        number = inflight.built.write.number
+        self._settled = number + 1
         for key in inflight.built.written:  # a read during the write may have cached old bytes
             self._cache.pop(key, None)
         if inflight.built.trust_changed:
             self._creators.invalidate()
-        number = inflight.built.write.number
         for entry in inflight.block:
-            valid = entry.code == "VALID"
-            receipts[entry.index] = Receipt(
-                entry.proposal.tx_id,
-                entry.code,
-                entry.response.status if valid else 409,
-                entry.response.message if valid else _conflict_message(entry.code),
-                entry.response.payload if valid else b"",
-                number,
-                entry.stub.event if valid else None,
-            )
+            e = entry.endorsed
+            if entry.code == "VALID":
+                receipts[entry.index] = Receipt(
+                    e.tx_id, "VALID", e.status, e.message, e.payload, number, e.event
+                )
+            else:
+                receipts[entry.index] = Receipt(
+                    e.tx_id, entry.code, 409, _conflict_message(entry.code), b"", number, None
+                )
 
     def _write_guarded(self, built: _Built) -> None:
         try:
@@ -410,9 +483,9 @@ class EmbeddedLedger:
     def _write(self, built: _Built) -> None:
         self.store.append_block(built.write)
 
-    def _check_time(self, proposal: Proposal) -> None:
+    def _check_time(self, time_us: int) -> None:
         now_us = self.clock() // 1000
-        if abs(proposal.time_us - now_us) > self.max_skew_us:
+        if abs(time_us - now_us) > self.max_skew_us:
             raise Rejected(
                 "BAD_TIMESTAMP",
                 f"the proposal timestamp is more than {self.max_skew_us // 1_000_000} s "
@@ -420,83 +493,57 @@ class EmbeddedLedger:
                 400,
             )
 
-    def _execute(
-        self, index: int, signed: SignedProposal, proposal: Proposal, creator: Creator
-    ) -> _Entry:
-        stub = TxStub(self._view, creator, proposal.tx_id, proposal.timestamp)
-        response = invoke(stub, proposal.function, list(proposal.args))
-        return _Entry(index, signed, proposal, "VALID", response, stub)
-
-    def _cert_hashes(
-        self, der: bytes, sha_hex: str, chain: Sequence[bytes], new: list[tuple[bytes, bytes]]
-    ) -> list[str]:
-        """Hashes of ``chain``; certificates the ledger does not hold yet go to ``new``."""
-        hashes = []
-        for cert, sha in ((der, bytes.fromhex(sha_hex)), *((c, None) for c in chain)):
-            digest = sha or hashlib.sha256(cert).digest()
-            if sha is None:
-                hashes.append(digest.hex())
-            if digest not in self._known_certs:
-                new.append((digest, cert))
-        return hashes
-
     def _build(self, block: list[_Entry]) -> _Built:
         """Records, header and signature of the next block (not yet written)."""
         number = self._height
         records: list[bytes] = []
+        leaves: list[bytes] = []
         txs: list[tuple[int, bytes, str, int, bytes]] = []
         writes: list[tuple[int, str, bytes | None]] = []
-        certs: list[tuple[bytes, bytes]] = []
+        known = self._known_certs
+        certs: dict[bytes, bytes] = {}
         valid = 0
         trust_changed = False
         for n, entry in enumerate(block):
-            signed, stub = entry.signed, entry.stub
-            chain_hashes = self._cert_hashes(
-                signed.certificate, entry.proposal.cert_sha256, signed.chain, certs
-            )
-            response = entry.response
-            record = tx_record(
-                signed,
-                chain_hashes,
-                entry.code,
-                response.status,
-                response.message,
-                response.payload,
-                stub.reads,
-                stub.ranges,
-                stub.writes,
-                stub.event,
-            )
-            records.append(record)
+            e = entry.endorsed
+            for sha, der in entry.certs:
+                if sha not in known:
+                    certs[sha] = der
             ver = ver_of(number, n)
-            ts = entry.proposal.timestamp
-            txs.append(
-                (
-                    ver,
-                    bytes.fromhex(entry.proposal.tx_id),
-                    entry.code,
-                    ts[0] * 10**9 + ts[1],
-                    record,
-                )
-            )
             if entry.code == "VALID":
+                record, leaf = e.record, e.leaf
                 valid += 1
-                for key in sorted(stub.writes):
-                    writes.append((ver, key, stub.writes[key]))
+                for key, value in e.writes:
+                    writes.append((ver, key, value))
                     if not trust_changed and key.startswith(TRUST_PREFIXES):
                         trust_changed = True
-        signer_chain = self._cert_hashes(
-            self._signer_der, self._signer_sha, self._signer_chain, certs
-        )
+            else:
+                record = recode(e.record, entry.code)
+                leaf = leaf_hash(record)
+            records.append(record)
+            leaves.append(leaf)
+            txs.append((ver, bytes.fromhex(e.tx_id), entry.code, e.ts_ns, record))
+        signer_chain: list[str] = []
+        signer_certs: list[tuple[bytes, bytes | None]] = [
+            (self._signer_der, self._signer_sha),
+            *((c, None) for c in self._signer_chain),
+        ]
+        for cert, cert_sha in signer_certs:
+            digest = cert_sha or hashlib.sha256(cert).digest()
+            if cert_sha is None:
+                signer_chain.append(digest.hex())
+            if digest not in known:
+                certs[digest] = cert
         header = block_header(
             channel=self.channel,
             number=number,
             prev_hash=self._last_hash,
             records=records,
+            leaves=leaves,
             valid_count=valid,
             time_us=self.clock() // 1000,
             signer_msp=self.signer.msp_id,
-            signer_cert_sha256=self._signer_sha,
+            signer_cert_sha256=self._signer_sha.hex(),
             signer_chain=signer_chain,
         )
         digest = block_hash(header)
@@ -504,8 +551,8 @@ class EmbeddedLedger:
         token = None
         if self.timestamper is not None:
             token = self.timestamper.issue("sha256", digest, cert_req=True)
-        unique_certs = list(dict(certs).items())
-        self._known_certs.update(sha for sha, _der in unique_certs)
+        unique_certs = list(certs.items())
+        known.update(certs)
         written = [key for _ver, key, _value in writes]
         for key in written:
             self._cache.pop(key, None)
@@ -551,6 +598,11 @@ class EmbeddedLedger:
     @property
     def height(self) -> int:
         return self._height
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _conflict_message(code: str) -> str:

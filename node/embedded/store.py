@@ -157,6 +157,11 @@ class Store:
         """A new read-only connection (the caller closes it)."""
         return _connect(self.path, readonly=True)
 
+    @staticmethod
+    def open_reader(path: Path) -> sqlite3.Connection:
+        """A read-only connection to the ledger at ``path`` (another process's, say)."""
+        return _connect(path, readonly=True)
+
     def reader(self) -> sqlite3.Connection:
         """A read connection for the calling thread (sees the last committed block)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

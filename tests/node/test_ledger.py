@@ -319,7 +319,9 @@ def test_open_refuses_what_is_not_a_ledger(tmp_path: Any, signers: Signers) -> N
         EmbeddedLedger.open(junk, signers["kz-node"])
 
 
-def test_changes_feed_an_index_with_every_valid_write_in_order(make_ledger, signers) -> None:
+def test_changes_feed_an_index_with_every_valid_write_in_order(
+    make_ledger: MakeLedger, signers: Signers
+) -> None:
     ledger = make_ledger()
     register = {"sez": "KZ-KHORGOS", "name": "Khorgos", "operator_subject": "CN=x"}
     first = ledger.submit(propose(signers["kz-admin"], "RegisterSezOperator", register))
@@ -335,3 +337,97 @@ def test_changes_feed_an_index_with_every_valid_write_in_order(make_ledger, sign
     assert last.event is not None and last.event == first.event
     assert [c.function for c in ledger.changes(from_block=last.block)] == ["RegisterSezOperator"]
     assert list(ledger.changes(from_block=last.block + 1)) == []
+
+
+# ------------------------------------------------------- endorsement in worker processes
+def _recorded(ledger: EmbeddedLedger, first_block: int) -> list[tuple[str, str, bytes]]:
+    """(tx id, code, record) of every transaction from ``first_block`` on."""
+    out = []
+    for number in range(first_block, ledger.height):
+        out += [(t.tx_id, t.code, json.dumps(t.record).encode()) for t in ledger.block(number).txs]
+    return out
+
+
+def test_workers_endorse_exactly_as_the_committer_would(
+    make_ledger: MakeLedger, signers: Signers
+) -> None:
+    """The same batch on two ledgers, endorsed in process and in worker processes."""
+    here = make_ledger(max_block_tx=2, workers=0)
+    workers = make_ledger(max_block_tx=2, workers=2, parallel_min=1)
+    for ledger in (here, workers):
+        with_sez(ledger, signers)
+    op = signers["kz-khorgos"]
+
+    def anchor(n: int, ref: str) -> SignedProposal:
+        return propose(op, "AnchorEvents", anchor_batch(event(n, f"26KZ{ref}-KHG")))
+
+    p1, p2, p3, p7, p8, p9 = (
+        anchor(101, "X"),
+        anchor(102, "Y"),
+        anchor(103, "X"),
+        anchor(104, "Z"),
+        anchor(105, "Y"),
+        anchor(106, "W"),
+    )
+    forged = dataclasses.replace(p7, signature=p7.signature[:-2] + b"\x00\x01")
+    officer = propose(signers["kz-officer"], "AnchorEvents", anchor_batch(event(107)))
+    stale = propose(op, "GetSez", {"sez": SEZ}, ts=(int(time.time()) - 3600, 0))
+    batch = [p1, p2, p3, p2, forged, officer, stale, p7, p8, p9]
+    expected = [
+        "VALID",
+        "VALID",
+        "MVCC_READ_CONFLICT",  # X was written by the block still being written
+        "DUPLICATE_TXID",
+        "BAD_SIGNATURE",
+        "CHAINCODE_ERROR",
+        "BAD_TIMESTAMP",
+        "VALID",
+        "VALID",  # Y's block is committed by now: a worker's older read is executed again
+        "VALID",
+    ]
+    start = here.height
+    assert workers.height == start
+    results = [ledger.submit_many(batch) for ledger in (here, workers)]
+    assert [r.code for r in results[0]] == expected
+    assert results[1] == results[0]  # receipts: codes, messages, payloads, blocks, events
+    assert _recorded(workers, start) == _recorded(here, start)
+    assert [c.writes for c in workers.changes(start)] == [c.writes for c in here.changes(start)]
+    for ledger in (here, workers):
+        verify_ledger(ledger.store)
+
+
+def test_workers_respect_a_trust_change_earlier_in_the_batch(
+    make_ledger: MakeLedger, signers: Signers
+) -> None:
+    """A worker checked the creator against the old trust list: the committer re-checks."""
+    ledger = make_ledger(max_block_tx=1, workers=2, parallel_min=1)
+    pki = signers.pkis["KZ"]
+    victim = member_signer(pki, "ln-revoked-by-batch", "admin")
+    pki.revoke(victim.certificate.serial_number, "key-compromise")
+    crl = pki.build_crl("issuing")
+    issuing = pki.certificate("issuing").public_bytes(Encoding.DER)
+    publish = propose(
+        signers["kz-admin"], "PublishCrl", {"crl": b64(crl), "issuer_certificate": b64(issuing)}
+    )
+    batch = [
+        propose(victim, "GetMembers"),
+        publish,
+        propose(victim, "GetMembers"),
+        propose(signers["kz-officer"], "GetMembers"),
+    ]
+    codes = [r.code for r in ledger.submit_many(batch)]
+    assert codes == ["VALID", "VALID", "REVOKED_CREATOR", "VALID"]
+    # and the workers' own trust caches follow the ledger: a later batch is refused there
+    again = ledger.submit_many([propose(victim, "GetMembers"), propose(victim, "GetMembers")])
+    assert [r.code for r in again] == ["REVOKED_CREATOR"] * 2
+    verify_ledger(ledger.store)
+
+
+def test_workers_option_is_checked(tmp_path: Any, signers: Signers) -> None:
+    genesis = propose(signers["kz-admin"], "InitLedger", genesis_arg(signers.pkis, "KZ"))
+    for bad in (-1, 65):
+        with pytest.raises(LedgerError, match="workers"):
+            EmbeddedLedger.create(
+                tmp_path / "w.db", CHANNEL, genesis, signers["kz-node"], workers=bad
+            )
+        assert not (tmp_path / "w.db").exists()
