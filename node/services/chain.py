@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..errors import LedgerError
+from ..errors import LedgerCorrupted, LedgerError
 from ..ledger import BlockView, LedgerInfo
 from .context import NodeContext
 from .errors import InvalidArguments, NotFound
@@ -28,15 +28,12 @@ def block(ctx: NodeContext, number: int) -> BlockView:
     """Block ``number`` as stored (404 beyond the height)."""
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
         raise InvalidArguments(f"a block number is an integer ≥ 0 (got {number!r})")
-    height = ctx.ledger.info().height
-    if number >= height:
-        raise NotFound(f"no block {number} (height {height})")
     try:
         return ctx.ledger.block(number)
-    except LedgerError as exc:
-        if exc.status == 409:  # not there (a concurrent reader saw an older height)
-            raise NotFound(str(exc)) from None
+    except LedgerCorrupted:
         raise
+    except LedgerError as exc:  # beyond the height: "no block N (height H)"
+        raise NotFound(str(exc)) from None
 
 
 def events(ctx: NodeContext, from_block: int = 0) -> Iterator[tuple[int, str, str, bytes]]:
