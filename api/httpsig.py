@@ -248,8 +248,10 @@ class _Verifier(HTTPMessageVerifier):
         if type(created) is not int:
             raise InvalidSignature('the signature has no integer "created" parameter')
         if abs(created - self.now) > MAX_SKEW_S:
+            off = int(abs(self.now - created))
+            when = "before" if created < self.now else "ahead of"
             raise _StaleSignature(
-                f"the signature was created {int(self.now - created)} s from the node's clock "
+                f"the signature was created {off} s {when} the node's clock "
                 f"(at most {MAX_SKEW_S} s either way)"
             )
         expires = sig_input.params.get("expires")
