@@ -11,6 +11,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from node.errors import NodeError
 from trust_services.errors import TrustServiceError
 from trust_services.keystore import resolve_passphrase
 from trust_services.pki import OrgPki
@@ -74,7 +75,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except TrustServiceError as exc:
+        except (TrustServiceError, NodeError) as exc:
             raise fail(str(exc)) from None
         except FileNotFoundError as exc:
             raise fail(f"no such file: {exc.filename}") from None

@@ -27,10 +27,14 @@ __all__ = ["block_json", "block_view", "ledger_info", "resolve_ledger_path", "st
 
 
 def resolve_ledger_path(path: Path) -> Path:
-    """``path`` itself, or ``path/ledger.db`` when ``path`` is a node directory."""
-    if path.is_dir():
-        return path / LEDGER_FILE
-    return path
+    """``path`` itself; for a directory, its ``ledger.db`` or a node directory's ledger."""
+    if not path.is_dir():
+        return path
+    if (path / "node.yaml").is_file():
+        from ..config import load_config  # a node directory: its configured ledger
+
+        return load_config(path).ledger_path
+    return path / LEDGER_FILE
 
 
 def ledger_info(store: Store) -> LedgerInfo:

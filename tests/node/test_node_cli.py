@@ -295,3 +295,15 @@ def test_usage_errors_exit_3_from_the_console_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert "Missing option '--org'" in result.stderr
+
+
+def test_ledger_commands_take_a_node_directory(node_dir: Path, tmp_path: Path) -> None:
+    code, out, err = caravan("ledger", "info", "--ledger", str(node_dir), "--json")
+    assert code == 0, err
+    assert json.loads(out)["channel"] == "caravan"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "node.yaml").write_text("version: 1\nlisten: {port: 70000}\n")
+    code, _, err = caravan("ledger", "info", "--ledger", str(broken))
+    assert code == 3
+    assert "listen.port" in one_line(err)
