@@ -167,7 +167,14 @@ class BlockBatch:
             pk = (attrs[0],) if table != "events" else None
             try:
                 row = None if value is None else make(json.loads(value), where)
-            except (KeyError, TypeError, ValueError, IndexError, ContractError) as exc:
+            except (
+                KeyError,
+                TypeError,
+                ValueError,
+                IndexError,
+                AttributeError,
+                ContractError,
+            ) as exc:
                 raise IndexFeedError(
                     f"block {change.block} tx {change.tx_id}: the value of a {table} key "
                     f"cannot be indexed ({type(exc).__name__}: {exc})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 import time
@@ -40,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, StatementError
 
 from chaincode.aeo import AEO_ID, TIN
 from chaincode.context import COUNTRY, MSP_ID
@@ -167,7 +168,7 @@ class Index:
                 return 0  # another feeder indexed this block meanwhile
             try:
                 self._write(conn, batch)
-            except DBAPIError as exc:
+            except StatementError as exc:  # DataError, IntegrityError, a value of a bad type
                 if isinstance(exc, OperationalError):
                     raise
                 raise IndexFeedError(
@@ -423,20 +424,31 @@ class Index:
             rows = conn.execute(query.limit(n + 1)).all()
         return rows[:n], len(rows) > n
 
-    def _connect(self) -> Connection:
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection for reading; a lost database is IndexUnavailable (503)."""
         try:
-            return self.engine.connect()
+            with self.engine.connect() as conn:
+                yield conn
         except OperationalError as exc:
-            raise IndexUnavailable(
-                f"the index database cannot be reached: {_reason(exc)}"
-            ) from None
+            raise IndexUnavailable(f"the index database cannot be read: {_reason(exc)}") from None
 
-    def _begin(self) -> Any:
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One write transaction, committed at the end of the block, else rolled back.
+
+        On SQLite it starts with BEGIN IMMEDIATE (the write lock is taken before the
+        checkpoint is read), as FOR UPDATE does on PostgreSQL.
+        """
         try:
-            return self.engine.begin()
+            with self.engine.connect() as conn:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+                conn.commit()
         except OperationalError as exc:
             raise IndexUnavailable(
-                f"the index database cannot be reached: {_reason(exc)}"
+                f"the index database cannot be written: {_reason(exc)}"
             ) from None
 
 
@@ -475,7 +487,7 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _reason(exc: DBAPIError) -> str:
+def _reason(exc: StatementError) -> str:
     text = str(exc.orig).strip().splitlines()
     return text[0] if text else type(exc.orig).__name__
 

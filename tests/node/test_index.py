@@ -352,6 +352,15 @@ def test_postgresql_down_is_unavailable() -> None:
 
 
 # ------------------------------------------------------------------ feeding
+def test_two_feeders_on_one_database(story: Story, index_url: Callable[[], str]) -> None:
+    url = index_url()
+    with Index(url) as first, Index(url) as second:
+        assert first.catch_up(story.ledger) == story.ledger.height
+        assert second.catch_up(story.ledger) == 0  # the checkpoint is in the database
+        assert second.dump() == first.dump()
+        assert second.checkpoint() == first.checkpoint()
+
+
 def test_catch_up_follows_changes_and_rebuild_gives_the_same_rows(
     tmp_path: Path, signers: Signers, open_index: Callable[..., Index]
 ) -> None:
