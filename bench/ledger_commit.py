@@ -1,6 +1,7 @@
 """Committed transactions per second on the embedded ledger.
 
-    .venv/bin/python bench/ledger_commit.py [--tx N] [--events-per-tx K] [--block-size B] [--json]
+    .venv/bin/python bench/ledger_commit.py [--tx N] [--events-per-tx K] [--block-size B]
+                                            [--workers W] [--json]
 
 Builds a KZ/UZ/KG consortium with real PKIs in a temporary directory, a ledger whose
 genesis is signed by KZ's admin, and an accredited SEZ operator; signs N event-anchoring
@@ -8,8 +9,10 @@ proposals (``AnchorEvents``, K events each, distinct consignments) — signing i
 timed, a client signs its own — then times ``submit_many`` over all of them: every
 proposal is parsed, its signature verified, its creator checked against the trust list,
 the contract executed, the read set validated, and every block signed and committed
-durably (WAL, synchronous=FULL) before the call returns. Prints figures, then last one
-JSON line ``{"tx", "seconds", "tx_per_s", …}``.
+durably (WAL, synchronous=FULL) before the call returns. Proposals are endorsed in
+``--workers`` processes (default: one per core; 0 = all in the committing process).
+Prints figures, then last one JSON line ``{"tx", "seconds", "tx_per_s", …}``, with the
+CPU time per transaction of the committing process and of the workers (Linux /proc).
 """
 
 from __future__ import annotations
@@ -49,11 +52,25 @@ def _event(n: int) -> dict[str, Any]:
     }
 
 
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of processes, by pid (Linux /proc; else empty)."""
+    times = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # not Linux, or gone
+            continue
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tx", type=int, default=50_000)
     parser.add_argument("--events-per-tx", type=int, default=1)
     parser.add_argument("--block-size", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=None, help="endorsing processes")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     say = (lambda *a: None) if args.json else print
@@ -72,7 +89,12 @@ def main() -> None:
             admin, "InitLedger", [json.dumps(genesis)], channel=CHANNEL, timestamp=now_pair()
         )
         ledger = EmbeddedLedger.create(
-            root / "ledger.db", CHANNEL, init, node, max_block_tx=args.block_size
+            root / "ledger.db",
+            CHANNEL,
+            init,
+            node,
+            max_block_tx=args.block_size,
+            workers=args.workers,
         )
         register = {
             "sez": SEZ,
@@ -104,15 +126,21 @@ def main() -> None:
         ]
         say(f"signed {args.tx} proposals in {time.perf_counter() - started:.1f} s (not timed)")
 
+        ledger.start_workers()  # a node starts them once; not part of the timed work
+        workers_before = _cpu(ledger.worker_pids())
+        cpu_before = time.process_time()
         started = time.perf_counter()
         receipts = ledger.submit_many(proposals)
         seconds = time.perf_counter() - started
+        cpu_main = time.process_time() - cpu_before
+        pids = ledger.worker_pids()
+        cpu_workers = sum(_cpu(pids).values()) - sum(workers_before.values())
         codes = Counter(r.code for r in receipts)
         if codes != {"VALID": args.tx}:
             raise SystemExit(f"not every transaction was valid: {dict(codes)} {receipts[0]}")
         info = ledger.info()
+        ledger.close()  # checkpoints the WAL into the database file
         db_bytes = sum(p.stat().st_size for p in root.glob("ledger.db*") if p.is_file())
-        ledger.close()
 
     result = {
         "tx": args.tx,
@@ -123,6 +151,9 @@ def main() -> None:
         "events_per_s": round(args.tx * k / seconds),
         "blocks": info.height,
         "db_bytes_per_tx": round(db_bytes / info.tx_count),
+        "workers": len(pids),
+        "cpu_us_per_tx_main": round(cpu_main / args.tx * 1e6),
+        "cpu_us_per_tx_workers": round(cpu_workers / args.tx * 1e6) if pids else 0,
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
@@ -130,7 +161,9 @@ def main() -> None:
     say(
         f"committed {args.tx} tx ({k} event(s) each) in {seconds:.2f} s: "
         f"{result['tx_per_s']} tx/s, {result['events_per_s']} events/s, "
-        f"{info.height} blocks, {result['db_bytes_per_tx']} bytes/tx on disk"
+        f"{info.height} blocks, {result['db_bytes_per_tx']} bytes/tx on disk; CPU per tx: "
+        f"{result['cpu_us_per_tx_main']} µs committing process, "
+        f"{result['cpu_us_per_tx_workers']} µs in {len(pids)} endorsing workers"
     )
     print(json.dumps(result))
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -253,6 +255,12 @@ def _chunk(
     return _WORKER.chunk(items, certs)
 
 
+def _ready() -> int:
+    time.sleep(0.05)  # keep this worker busy so that each start-up call meets a new one
+    assert _WORKER is not None, "worker not initialised"
+    return os.getpid()
+
+
 # -------------------------------------------------------------------- committer side
 def _pack(
     proposals: Sequence[SignedProposal],
@@ -320,6 +328,17 @@ class Endorsers:
         finally:
             for _start, future in pending:
                 future.cancel()
+
+    def start(self) -> None:
+        """Start every worker now (else the first parallel batch pays for it)."""
+        pool = self._started()
+        for future in [pool.submit(_ready) for _ in range(self.workers)]:
+            future.result()
+
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (none before the first parallel batch)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return sorted(processes)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -599,6 +599,15 @@ class EmbeddedLedger:
     def height(self) -> int:
         return self._height
 
+    def start_workers(self) -> None:
+        """Start the endorsing workers now rather than on the first large batch."""
+        if self._endorsers is not None:
+            self._endorsers.start()
+
+    def worker_pids(self) -> list[int]:
+        """The endorsing worker processes (for monitoring and benchmarks)."""
+        return [] if self._endorsers is None else self._endorsers.pids()
+
 
 def _remove(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):

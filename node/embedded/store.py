@@ -36,6 +36,10 @@ FORMAT = b"caravan-embedded-ledger/1"
 VER_SHIFT = 20
 MAX_TX_PER_BLOCK = 1 << VER_SHIFT
 PAGE_SIZE = 8192
+#: a WAL larger than this is checkpointed with RESTART after a block (see append_block)
+WAL_RESTART_BYTES = 128 * 1024 * 1024
+_RESTART_WAIT_MS = 250
+_BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -84,7 +88,7 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     uri = f"file:{path}?mode={'ro' if readonly else 'rw'}"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         if not readonly:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
@@ -106,7 +110,9 @@ class Store:
         self.path = path
         self.conn = conn
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._next_vid = (conn.execute("SELECT max(vid) FROM vals").fetchone()[0] or 0) + 1
+        self._wal_limit = WAL_RESTART_BYTES
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -146,6 +152,11 @@ class Store:
         return cls(path, conn)
 
     def close(self) -> None:
+        """Close the per-thread readers, then the writer (which checkpoints the WAL)."""
+        for reader in self._readers:
+            reader.close()
+        self._readers.clear()
+        self._local = threading.local()
         self.conn.close()
 
     @property
@@ -168,6 +179,7 @@ class Store:
         if conn is None:
             conn = _connect(self.path, readonly=True)
             self._local.conn = conn
+            self._readers.append(conn)
         return conn
 
     # ---------------------------------------------------------------------- reads
@@ -317,3 +329,29 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         self._next_vid = vid
+        self._bound_wal()
+
+    def _bound_wal(self) -> None:
+        """Keep the WAL from growing without end while readers never stop.
+
+        The automatic (passive) checkpoint copies the WAL into the database, but the WAL
+        restarts from its beginning only at a moment when no reader uses it; endorsing
+        workers read all the time, so under load that moment never comes (SQLite's
+        "checkpoint starvation"). Past ``WAL_RESTART_BYTES`` a RESTART checkpoint waits
+        briefly for the readers of the moment (a worker's chunk; new readers then read
+        the database file) and restarts the WAL. A long reader (an index catching up)
+        makes it give up quickly; it is tried again once the WAL has grown as much again.
+        """
+        try:
+            size = Path(f"{self.path}-wal").stat().st_size
+        except FileNotFoundError:
+            return
+        if size <= self._wal_limit:
+            return
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        self._wal_limit = WAL_RESTART_BYTES if busy == 0 else size + WAL_RESTART_BYTES

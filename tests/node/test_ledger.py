@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from node.embedded import store as store_module
+from node.embedded.blocks import tx_record, tx_record_json
 from node.embedded.ledger import EmbeddedLedger
 from node.embedded.verify import verify_ledger
 from node.errors import LedgerError, ProposalError, Rejected
@@ -431,3 +433,71 @@ def test_workers_option_is_checked(tmp_path: Any, signers: Signers) -> None:
                 tmp_path / "w.db", CHANNEL, genesis, signers["kz-node"], workers=bad
             )
         assert not (tmp_path / "w.db").exists()
+
+
+def test_the_wal_restarts_although_readers_come_and_go(
+    make_ledger: MakeLedger, signers: Signers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "WAL_RESTART_BYTES", 1)
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    op = signers["kz-khorgos"]
+
+    def wal_frames() -> int:
+        probe = ledger.store.connect_reader()
+        try:
+            return int(probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+        finally:
+            probe.close()
+
+    def commit(n: int) -> None:
+        receipt = ledger.submit(propose(op, "AnchorEvents", anchor_batch(event(n))))
+        assert receipt.valid, receipt
+
+    commit(300)
+    one_block = wal_frames()
+    # a long reader (an index catching up) pins its snapshot: the WAL cannot restart, and
+    # the writer gives up waiting for it instead of stalling commits
+    reader = ledger.store.connect_reader()
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM txs").fetchone()
+    for n in range(301, 304):
+        commit(n)
+    assert wal_frames() > 2 * one_block
+    reader.execute("COMMIT")
+    reader.close()
+    commit(304)  # the readers are gone: this block's checkpoint restarts the WAL
+    commit(305)
+    assert wal_frames() <= one_block + 2
+    verify_ledger(ledger.store)
+
+
+@pytest.mark.parametrize(
+    ("reads", "ranges", "writes", "emitted", "status", "message"),
+    [
+        ({}, [], {}, None, 200, ""),
+        (
+            {"\x00sez\x00KZ-KHORGOS\x00": 5 << 20 | 3, "\x00event\x00ni\x00": None, "b": 0},
+            [("\x00anchor\x00KZ\x00", "\x00anchor\x00KZ\x00\U0010ffff"), ("", "")],
+            {"\x00trail\x00é\x00": b"{}", "\x00gone\x00": None, 'z"q\\': b"\x00\xff"},
+            ("caravan", b'{"a":1}'),
+            200,
+            "ok — “quoted” \n\t\u2028 \U0001f600",
+        ),
+        ({"k": 1}, [], {"k": b"v"}, ("", b""), 403, "role officer may not do this"),
+        ({"k": True}, [], {}, None, True, "not ints: the encoder's way"),
+    ],
+)
+def test_the_assembled_record_is_the_encoders_bytes(
+    signers: Signers,
+    reads: dict[str, Any],
+    ranges: list[tuple[str, str]],
+    writes: dict[str, bytes | None],
+    emitted: tuple[str, bytes] | None,
+    status: Any,
+    message: str,
+) -> None:
+    signed = propose(signers["kz-khorgos"], "AnchorEvents", anchor_batch(event(1)))
+    chain = [hashlib.sha256(c).hexdigest() for c in signed.chain]
+    args = (signed, chain, "VALID", status, message, b"payload", reads, ranges, writes, emitted)
+    assert tx_record(*args) == tx_record_json(*args)
