@@ -1,7 +1,7 @@
 """Committed transactions per second on the embedded ledger.
 
     .venv/bin/python bench/ledger_commit.py [--tx N] [--events-per-tx K] [--block-size B]
-                                            [--workers W] [--json]
+                                            [--workers W] [--keep FILE] [--json]
 
 Builds a KZ/UZ/KG consortium with real PKIs in a temporary directory, a ledger whose
 genesis is signed by KZ's admin, and an accredited SEZ operator; signs N event-anchoring
@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -72,6 +73,12 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=None, help="endorsing processes")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="copy the ledger file here (for caravan ledger verify)",
+    )
     args = parser.parse_args()
     say = (lambda *a: None) if args.json else print
 
@@ -141,6 +148,8 @@ def main() -> None:
         info = ledger.info()
         ledger.close()  # checkpoints the WAL into the database file
         db_bytes = sum(p.stat().st_size for p in root.glob("ledger.db*") if p.is_file())
+        if args.keep is not None:
+            shutil.copyfile(root / "ledger.db", args.keep)
 
     result = {
         "tx": args.tx,

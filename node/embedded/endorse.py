@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,7 +37,7 @@ from chaincode.merkle import leaf_hash
 from chaincode.router import invoke
 from chaincode.stub import Creator
 
-from ..errors import NodeError, ProposalError, Rejected
+from ..errors import LedgerError, NodeError, ProposalError, Rejected
 from ..proposal import MAX_CHAIN, Proposal, SignedProposal, parse_proposal, verify_signature
 from .blocks import tx_record
 from .creators import TRUST_PREFIXES, CreatorVerifier
@@ -325,6 +326,10 @@ class Endorsers:
                 start, future = pending.popleft()
                 submit()
                 yield start, future.result()
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
+            self._pool = None  # the next batch starts a new pool
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise LedgerError(f"an endorsing worker process died: {exc}") from None
         finally:
             for _start, future in pending:
                 future.cancel()

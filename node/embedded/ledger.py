@@ -5,13 +5,17 @@
 >>> ledger.evaluate("IsRecognised", [query]).payload
 
 For each batch of proposals the node (1) parses each proposal strictly and verifies its
-signature — in a thread pool, since ``cryptography`` releases the GIL while it verifies;
+signature, checks the creator against the trust list on the ledger (creators.py) and
+executes the contract on the committed state, recording a read/write set — for large
+batches in endorsing worker processes (endorse.py), for small ones in order in this
+process (parse and verify in a thread pool: ``cryptography`` releases the GIL);
 (2) in order: refuses a stale or future timestamp, a wrong channel or a duplicate
-transaction id, checks the creator against the trust list on the ledger
-(creators.py), and executes the contract on the committed state, recording a read/write
-set; a contract refusal is answered to the caller and never recorded; (3) validates the
-read set against the writes of earlier transactions of the same block (MVCC: a conflict
-is recorded as invalid and changes nothing, as in Fabric); (4) cuts blocks of at most
+transaction id; a creator or contract refusal is answered to the caller and never
+recorded; (3) validates the read set against the writes of every block after the
+snapshot the transaction executed on and of earlier transactions of the same block
+(MVCC: a conflict is recorded as invalid and changes nothing, as in Fabric; a worker's
+read that is merely older than the committed state is executed again here); (4) cuts
+blocks of at most
 ``max_block_tx`` transactions, signs each header with the node's key (optionally
 timestamped by a TSA) and writes block, transactions and state in one durable SQLite
 transaction. Receipts are returned only after their block is committed.

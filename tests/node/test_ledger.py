@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -501,3 +503,20 @@ def test_the_assembled_record_is_the_encoders_bytes(
     chain = [hashlib.sha256(c).hexdigest() for c in signed.chain]
     args = (signed, chain, "VALID", status, message, b"payload", reads, ranges, writes, emitted)
     assert tx_record(*args) == tx_record_json(*args)
+
+
+def test_a_dead_worker_fails_the_batch_cleanly_and_the_next_one_gets_new_workers(
+    make_ledger: MakeLedger, signers: Signers
+) -> None:
+    ledger = make_ledger(workers=1, parallel_min=2)
+    with_sez(ledger, signers)
+    ledger.start_workers()
+    (pid,) = ledger.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    op = signers["kz-khorgos"]
+    batch = [propose(op, "AnchorEvents", anchor_batch(event(n))) for n in (400, 401)]
+    with pytest.raises(LedgerError, match="worker process died"):
+        ledger.submit_many(batch)
+    assert [r.code for r in ledger.submit_many(batch)] == ["VALID", "VALID"]
+    assert ledger.worker_pids() != [pid]
+    verify_ledger(ledger.store)
