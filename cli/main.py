@@ -22,7 +22,18 @@ app = typer.Typer(
 )
 app.add_typer(pki.app, name="pki")
 
-for _module in ("signing", "tsa", "verify", "demo", "ledger", "node"):
+for _module in (
+    "signing",
+    "tsa",
+    "verify",
+    "demo",
+    "ledger",
+    "node",
+    "aeo",
+    "mra",
+    "recognition",
+    "trace",
+):
     try:
         __import__(f"cli.{_module}")
     except ModuleNotFoundError as _exc:  # a command module not written yet
