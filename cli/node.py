@@ -1,4 +1,4 @@
-"""`caravan node init|info|identity add`: create and look after a node directory.
+"""`caravan node init|info|identity add|start`: create, look after and serve a node directory.
 
 ``caravan node init --dir node --org KZ-CUSTOMS:KZ:"State Revenue Committee"`` makes each
 organisation's PKI, its admin, officer and node identities (wallet
@@ -182,6 +182,68 @@ def identity_add(
             f"added {entry.name} ({entry.role}{' ' + entry.sez if entry.sez else ''}) of "
             f"{entry.msp_id}, certificate SHA-256 {entry.cert_sha256}"
         )
+
+
+@app.command("start")
+@handle_node_errors
+def start(
+    directory: NodeDirOpt,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: listen.host in node.yaml).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Listen port (default: listen.port in node.yaml; 0: a free port)."),
+    ] = None,
+) -> None:
+    """Serve the node: the /v1 API and each hosted organisation's TSA, OCSP and CRLs.
+
+    One process (the embedded ledger has one writer). Passphrases as for every node
+    command: CARAVAN_PASSPHRASE_<ORG>, else DIR/secrets/<ORG>.pass. Ctrl-C stops it.
+    """
+    import uvicorn
+
+    from api.app import create_app
+    from node.node import Node
+    from trust_services.server import bind_socket
+
+    config = load_config(directory)
+    if port is not None and not 0 <= port <= 65535:
+        raise fail(f"--port must be between 0 and 65535 (got {port})")
+    host = host or config.listen.host
+    with Node.open(directory) as node:
+        app = create_app(node)
+        sock = bind_socket(host, config.listen.port if port is None else port)
+        try:
+            bound = sock.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            base = f"http://{shown}:{bound}"
+            console.print(
+                f"caravan node serving channel {config.channel} on {base}", highlight=False
+            )
+            console.print(f"  API docs   {base}/docs", highlight=False)
+            console.print(f"  health     {base}/v1/health", highlight=False)
+            for org in config.org_ids:
+                console.print(f"  {org}: TSA, OCSP, CRLs at {base}/orgs/{org}/", highlight=False)
+            console.file.flush()
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    lifespan="on",
+                    log_level="warning",
+                    access_log=False,
+                    server_header=False,
+                    timeout_graceful_shutdown=5,
+                )
+            )
+            try:
+                server.run(sockets=[sock])
+            except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
+                err_console.print("stopped")
+                raise typer.Exit(130) from None
+        finally:
+            sock.close()
+    err_console.print("stopped")
 
 
 # --------------------------------------------------------------------------- output
