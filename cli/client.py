@@ -43,7 +43,7 @@ from node.node import Node, passphrase_for
 from node.proposal import ProposalSigner, SignedProposal
 from node.services import aeo, mra, recognition, submit, trace
 from node.services.context import Clock
-from node.services.errors import InvalidArguments
+from node.services.errors import InvalidArguments, contract_error
 from node.wallet import Wallet, signer_for
 from trust_services.cades import CadesSigner
 from trust_services.errors import TrustServiceError
@@ -526,6 +526,8 @@ def _problem(response: httpx.Response) -> ClientError:
     code = body.get("code") if isinstance(body.get("code"), str) else "HTTP_ERROR"
     detail = body.get("detail") or body.get("title") or f"HTTP {status}"
     tx_id = body.get("tx_id") if isinstance(body.get("tx_id"), str) else None
+    if code == "CHAINCODE_ERROR":  # a contract's refusal: name it as the services do
+        code = contract_error(status, "").code
     return ClientError(status, str(code), " ".join(str(detail).split()), tx_id)
 
 
