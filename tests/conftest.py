@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,3 +47,20 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
 def fresh_pki(tmp_path: Path) -> OrgPki:
     """A PKI of one's own, for tests that revoke or otherwise change it."""
     return init_pki(tmp_path, "KZ-CUSTOMS", country="KZ", name="KZ Customs", passphrase=PASSPHRASE)
+
+
+# The ledger fixtures live here, not in tests/node/conftest.py, so that every test
+# package shares ONE session-wide set of member identities (importing a fixture into
+# another conftest defines it twice, and the second definition re-issues the same keys).
+@pytest.fixture(scope="session")
+def signers(consortium: Consortium) -> Any:
+    from tests.node.conftest import build_signers
+
+    return build_signers(consortium)
+
+
+@pytest.fixture
+def make_ledger(tmp_path: Path, signers: Any) -> Iterator[Any]:
+    from tests.node.conftest import ledger_factory
+
+    yield from ledger_factory(tmp_path, signers)

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from tests.node.conftest import make_ledger, signers  # noqa: F401 (fixtures)
 from trust_services.server import bind_socket
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from node.embedded.ledger import EmbeddedLedger
@@ -46,8 +45,8 @@ class Signers:
         return self.by_name[name]
 
 
-@pytest.fixture(scope="session")
-def signers(consortium: Consortium) -> Signers:
+def build_signers(consortium: Consortium) -> Signers:
+    """The member identities every ledger test uses (the ``signers`` fixture, tests/conftest.py)."""
     pkis = {"KZ": consortium.kz, "UZ": consortium.uz, "KG": consortium.kg}
     spec = [
         ("kz-admin", "KZ", "admin", None),
@@ -100,8 +99,8 @@ def propose(signer: KeySigner, function: str, arg: Any = None, **kw: Any) -> Sig
     )
 
 
-@pytest.fixture
-def make_ledger(tmp_path: Path, signers: Signers) -> Iterator[Callable[..., EmbeddedLedger]]:
+def ledger_factory(tmp_path: Path, signers: Signers) -> Iterator[Callable[..., EmbeddedLedger]]:
+    """The ``make_ledger`` fixture (tests/conftest.py): fresh ledgers, closed afterwards."""
     opened: list[EmbeddedLedger] = []
 
     def make(*countries: str, **options: Any) -> EmbeddedLedger:
