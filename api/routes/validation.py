@@ -110,12 +110,12 @@ class Validators:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: tuple[int, CertificateValidator] | None = None
+        self._current: tuple[tuple[int, int], CertificateValidator] | None = None
 
     def get(self, state: ApiState) -> CertificateValidator:
-        height = ledger_height(state.ctx)
+        key = (id(state.ctx.ledger), ledger_height(state.ctx))  # per ledger and height
         with self._lock:
-            if self._current is not None and self._current[0] == height:
+            if self._current is not None and self._current[0] == key:
                 return self._current[1]
         anchors: list[x509.Certificate] = []
         for anchor in trust.trust_list(state.ctx):
@@ -131,7 +131,7 @@ class Validators:
             anchors, source=_HostedRevocation(list(state.sealers.pkis.values()))
         )
         with self._lock:
-            self._current = (height, validator)
+            self._current = (key, validator)
         return validator
 
 
