@@ -6,28 +6,27 @@ traceability contract indexes and submits ``AnchorEvents`` in batches, in docume
 ``trace trail REF`` prints the consignment's trail; ``trace verify REF`` re-checks links,
 sequence and Merkle proofs and exits 1 when the trail is broken (docs/cli.md).
 
-**Event hash.** An ``eventID`` that already is ``ni:///sha-256;<hex>?ver=CBV2.0`` (e.g. from
-the GS1 reference generator) is used as it is. Otherwise the hash is SHA-256 over the
-RFC 8785 canonical JSON of the event without ``eventID`` and ``recordTime`` — not the CBV
-2.0 algorithm (its pre-hash string), which this repository does not implement yet; the
-contract's format needs the ``?ver=CBV2.0`` suffix either way (docs/cli.md).
+**Event hash.** Each event's CBV 2.0 event hash (CBV 2.0 §8.9), computed by GS1's
+reference implementation (``epcis-event-hash-generator``, through node/epcis.py, which
+never fetches a JSON-LD context from the internet). An ``eventID`` that already is a
+``ni:///sha-256;…?ver=CBV2.0`` hash must equal the computed one: a mismatch means the
+event was changed after its hash was taken, and nothing is anchored.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import rfc8785
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from chaincode.trace import EVENT_HASH, EVENT_TYPES, MAX_BATCH
+from node.epcis import event_hashes
 from node.errors import NodeError
 from node.services.errors import InvalidArguments
 
@@ -64,18 +63,22 @@ RefArg = Annotated[
 ]
 
 
-def epcis_event_hash(event: dict[str, Any]) -> str:
-    """``ni:///sha-256;<hex>?ver=CBV2.0``: the eventID when it is one, else SHA-256 of the
-    RFC 8785 canonical JSON of the event without eventID and recordTime."""
-    given = event.get("eventID")
-    if isinstance(given, str) and EVENT_HASH.match(given):
-        return given
-    body = {k: v for k, v in event.items() if k not in _NOT_HASHED}
-    try:
-        canonical = rfc8785.dumps(body)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise InvalidArguments(f"the event has no canonical JSON form: {exc}") from None
-    return f"ni:///sha-256;{hashlib.sha256(canonical).hexdigest()}?ver=CBV2.0"
+def epcis_event_hash(event: dict[str, Any], context: Any = None) -> str:
+    """``ni:///sha-256;<hex>?ver=CBV2.0``: the event's CBV 2.0 hash (GS1's algorithm)."""
+    return _checked_hashes([event], context)[0]
+
+
+def _checked_hashes(events: list[dict[str, Any]], context: Any) -> list[str]:
+    """CBV 2.0 hashes; an eventID that is a hash must be the computed one."""
+    hashes = event_hashes(events, context)
+    for n, (event, computed) in enumerate(zip(events, hashes, strict=True), start=1):
+        given = event.get("eventID")
+        if isinstance(given, str) and EVENT_HASH.match(given) and given != computed:
+            raise InvalidArguments(
+                f"event {n}: eventID {given} is not the event's CBV 2.0 hash ({computed}): "
+                "the event was changed after its hash was taken"
+            )
+    return hashes
 
 
 def _vocab(event: dict[str, Any], name: str) -> str | None:
@@ -130,9 +133,16 @@ def _event_time(event: dict[str, Any]) -> str:
 
 
 def event_fields(
-    event: Any, *, consignment_ref: str | None = None, aeo_id: str | None = None
+    event: Any,
+    *,
+    consignment_ref: str | None = None,
+    aeo_id: str | None = None,
+    event_hash: str | None = None,
 ) -> dict[str, Any]:
-    """The ``AnchorEvents`` entry of one EPCIS 2.0 event (the contract checks the values)."""
+    """The ``AnchorEvents`` entry of one EPCIS 2.0 event (the contract checks the values).
+
+    ``event_hash``: the CBV 2.0 hash when already computed for the whole document.
+    """
     if not isinstance(event, dict):
         raise InvalidArguments("an event is a JSON object")
     kind = event.get("type")
@@ -142,7 +152,6 @@ def event_fields(
     if biz_step is None:
         raise InvalidArguments("the event has no bizStep")
     fields: dict[str, Any] = {
-        "event_hash": epcis_event_hash(event),
         "consignment_ref": consignment_ref or _consignment(event),
         "event_type": kind,
         "biz_step": biz_step,
@@ -154,10 +163,13 @@ def event_fields(
         fields["disposition"] = disposition
     if aeo_id is not None:
         fields["aeo_id"] = aeo_id
+    # last: the fields above are checked before the hash library sees the event
+    fields["event_hash"] = event_hash or epcis_event_hash(event)
     return fields
 
 
-def _events(path: Path) -> list[Any]:
+def _events(path: Path) -> tuple[list[Any], Any]:
+    """The events of an EPCIS document (or a list of events) and the document's @context."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -169,13 +181,13 @@ def _events(path: Path) -> list[Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise fail(f"{path} is not JSON: {exc}") from None
     if isinstance(doc, list):
-        return doc
+        return doc, None
     if isinstance(doc, dict):
         body = doc.get("epcisBody")
         if isinstance(body, dict) and isinstance(body.get("eventList"), list):
-            return list(body["eventList"])
+            return list(body["eventList"]), doc.get("@context")
         if doc.get("type") in EVENT_TYPES:
-            return [doc]
+            return [doc], doc.get("@context")
     raise fail(f"{path} is not an EPCIS 2.0 document (epcisBody.eventList) or a list of events")
 
 
@@ -208,20 +220,28 @@ def anchor_command(
     Every event is mapped and checked first (nothing is submitted if one is not usable);
     then one AnchorEvents transaction per batch, in document order.
     """
-    events = _events(file)
+    events, context = _events(file)
     if not events:
         raise fail(f"{file} holds no events")
     entries = []
     seen: dict[str, int] = {}
     for n, event in enumerate(events, start=1):
         try:
-            entry = event_fields(event, consignment_ref=consignment_ref, aeo_id=aeo_id)
+            entry = event_fields(
+                event, consignment_ref=consignment_ref, aeo_id=aeo_id, event_hash="-"
+            )
         except NodeError as exc:
             raise fail(f"event {n}: {exc}") from None
+        entries.append(entry)
+    try:
+        hashes = _checked_hashes(events, context)
+    except NodeError as exc:
+        raise fail(str(exc)) from None
+    for n, (entry, event_hash) in enumerate(zip(entries, hashes, strict=True), start=1):
+        entry["event_hash"] = event_hash
         if entry["event_hash"] in seen:
             raise fail(f"event {n} is the same event as event {seen[entry['event_hash']]}")
         seen[entry["event_hash"]] = n
-        entries.append(entry)
     batches: list[dict[str, Any]] = []
     with connect(
         directory=directory,

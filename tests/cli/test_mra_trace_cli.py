@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rfc8785
 
 from cli.trace import epcis_event_hash
+from node.errors import NodeError
 from node.node import Node
 from node.services import submit
 from tests.cli.conftest import aeo_record, caravan, iso, ok_json, one_line
@@ -253,13 +253,21 @@ def test_trace_anchor_trail_verify(story: Path, tmp_path: Path) -> None:
     epcis = tmp_path / "events.jsonld"
     epcis.write_text(json.dumps(document))
 
-    # the hash: SHA-256 of the RFC 8785 form without eventID/recordTime; a given one is kept
-    expected = hashlib.sha256(rfc8785.dumps(events[0])).hexdigest()
-    assert epcis_event_hash({**events[0], "recordTime": "2026-11-25T00:00:00Z"}) == (
-        f"ni:///sha-256;{expected}?ver=CBV2.0"
+    # the CBV 2.0 hash (GS1's reference code): recordTime and eventID are not hashed, a
+    # changed bizStep is another event, and an eventID that is a different hash is refused
+    context = document["@context"]
+    computed = epcis_event_hash(events[0], context)
+    assert computed.startswith("ni:///sha-256;") and computed.endswith("?ver=CBV2.0")
+    assert epcis_event_hash({**events[0], "recordTime": "2026-11-25T00:00:00Z"}, context) == (
+        computed
     )
-    given = f"ni:///sha-256;{'ab' * 32}?ver=CBV2.0"
-    assert epcis_event_hash({**events[0], "eventID": given}) == given
+    assert epcis_event_hash({**events[0], "eventID": computed}, context) == computed
+    moved = {**events[0], "bizStep": "https://ref.gs1.org/cbv/BizStep-departing"}
+    assert epcis_event_hash(moved, context) != computed
+    with pytest.raises(NodeError, match=r"is not the event's CBV 2\.0 hash"):
+        epcis_event_hash({**events[0], "eventID": f"ni:///sha-256;{'ab' * 32}?ver=CBV2.0"})
+    with pytest.raises(NodeError, match="is not fetched"):
+        epcis_event_hash(events[0], "https://example.org/other-context.jsonld")
 
     # an operator of another zone, and an officer, are refused; nothing is anchored
     code, _out, err = caravan(
@@ -293,7 +301,7 @@ def test_trace_anchor_trail_verify(story: Path, tmp_path: Path) -> None:
     assert anchored["anchored"] == 5 and [b["size"] for b in anchored["batches"]] == [3, 2]
     proofs = [p for b in anchored["batches"] for p in b["proofs"]]
     assert [p["seq"] for p in proofs] == [1, 2, 3, 4, 5]
-    assert proofs[0]["event_hash"] == f"ni:///sha-256;{expected}?ver=CBV2.0"
+    assert proofs[0]["event_hash"] == computed
 
     trail = ok_json("trace", "trail", REF, *where)
     assert [e["biz_step"] for e in trail] == STEPS
