@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cli._common import console, err_console
 from cli.main import app
 from tests.conftest import PASSPHRASE
 
 ENV = {"COLUMNS": "200", "CARAVAN_PASSPHRASE": ""}
+# rich fixes a console's width when it is created if COLUMNS is set then, and pytest-xdist
+# workers start with COLUMNS=80: tables would wrap the messages the tests look for
+console.width = err_console.width = 200
 ORGS = (
     "KZ-CUSTOMS:KZ:State Revenue Committee",
     "UZ-CUSTOMS:UZ:Customs Committee",
