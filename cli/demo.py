@@ -21,7 +21,7 @@ Then it prints the URLs to look at and the commands that check the written files
 independent tools, and keeps serving until Ctrl-C (``--no-serve``: stop at once). A
 step that does not get the answer it expects is one line ``error: …`` and exit 1; an
 input or environment problem (a directory that is not a previous demo's, a port in use)
-exit 3.
+is exit 3.
 """
 
 from __future__ import annotations
@@ -63,7 +63,15 @@ from ._common import console, fail, handle_errors
 from .client import HttpClient
 from .trace import event_fields
 
-__all__ = ["DemoFailed", "register", "run_demo"]
+__all__ = [
+    "DemoFailed",
+    "TimestampedSeal",
+    "aeo_record",
+    "epcis_document",
+    "register",
+    "run_demo",
+    "seal_and_timestamp",
+]
 
 MARKER = ".caravan-demo"
 DEFAULT_PORT = 8700
@@ -496,9 +504,9 @@ def _issue_aeos(s: Story, outcome: Outcome) -> list[dict[str, Any]]:
         ),
     ]
     s.step(
-        "KZ seals its AEO certificates with its e-seal (the node's seal service: CAdES B-B), "
-        f"timestamps each seal at its TSA {s.url(f'/orgs/{KZ}/tsa')} (RFC 3161: CAdES B-T) "
-        "and issues them (IssueAeo, signed by a KZ officer)"
+        "A KZ officer issues three AEO certificates: each record sealed by the node's e-seal "
+        f"service (CAdES B-B; it does not timestamp), the seal timestamped at KZ's TSA "
+        f"{s.url(f'/orgs/{KZ}/tsa')} (RFC 3161: CAdES B-T), then IssueAeo"
     )
     for n, record in enumerate(records):
         arg, sealed = _aeo_write(s, record)
@@ -730,7 +738,10 @@ def _suspend_and_follow(s: Story, record: dict[str, Any], mra_id: str) -> None:
         lambda e: e.get("type") == "AeoSuspended" and e.get("aeo_id") == aeo_id,
     ).start()
     try:
-        _expect(follower.connected.wait(WAIT_S) and follower.error is None, str(follower.error))
+        _expect(
+            follower.connected.wait(WAIT_S) and follower.error is None,
+            follower.error or "GET /v1/stream did not answer",
+        )
         s.step(f"A UZ client follows the event stream {s.url(f'/v1/stream?from_block={height}')}")
         suspended = {
             **record,
@@ -833,7 +844,7 @@ def _show_summary(o: Outcome) -> None:
         ("trail", f"{o.base}/v1/consignments/{ref}/trail"),
         ("verification", f"{o.base}/v1/consignments/{ref}/verification"),
         ("event stream", f"{o.base}/v1/stream?from_block=0"),
-        ("KZ TSA", f"{o.base}/orgs/{KZ}/tsa"),
+        ("KZ TSA (POST)", f"{o.base}/orgs/{KZ}/tsa"),
         ("KZ CRL", f"{o.base}/orgs/{KZ}/crl/issuing.crl"),
     ):
         urls.add_row(label, url)
