@@ -22,14 +22,14 @@ Every problem is one :class:`ConfigError` line: ``node.yaml: listen.port: must b
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from trust_services.pki import atomic_write
 
 from .errors import NodeError
 
@@ -304,15 +304,5 @@ def save_config(config: NodeConfig, directory: Path | None = None) -> Path:
     directory = config.directory if directory is None else directory
     path = directory / CONFIG_FILE
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{CONFIG_FILE}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(config.to_yaml())
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, config.to_yaml().encode("utf-8"))
     return path

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trust_services.errors import TrustServiceError
-from trust_services.pki import OrgPki
+from trust_services.pki import OrgPki, atomic_write
 from trust_services.profiles import CertProfile
 
 from .config import IDENTITY_NAME
@@ -205,17 +203,7 @@ class Wallet:
             raise IdentityExists(f"the wallet already has an identity {entry.name!r}")
         data = json.dumps(entry.to_json(), indent=2).encode()
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{entry.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            Path(tmp).chmod(0o644)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
         return path
 
     def issue(

@@ -53,6 +53,7 @@ __all__ = [
     "OrgConfig",
     "OrgPki",
     "RevocationStatus",
+    "atomic_write",
     "init_pki",
     "load_pem_certificates",
 ]
@@ -163,7 +164,8 @@ class _Index:
     crl_numbers: dict[str, int] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` whole or not at all: a synced temporary file renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -359,9 +361,9 @@ class OrgPki:
     ) -> IssuedCertificate:
         serial_hex = f"{cert.serial_number:x}"
         rel = Path("certs") / "issued" / f"{serial_hex}.pem"
-        _atomic_write(self.path / rel, cert.public_bytes(serialization.Encoding.PEM))
+        atomic_write(self.path / rel, cert.public_bytes(serialization.Encoding.PEM))
         if profile.value in SERVICE_CERTS:
-            _atomic_write(
+            atomic_write(
                 self.path / "certs" / f"{profile.value}.pem",
                 cert.public_bytes(serialization.Encoding.PEM),
             )
@@ -469,7 +471,7 @@ class OrgPki:
 
     def write_crl(self, ca: str, *, now: dt.datetime | None = None) -> bytes:
         der = self.build_crl(ca, now=now)
-        _atomic_write(self.path / "crl" / f"{ca}.crl", der)
+        atomic_write(self.path / "crl" / f"{ca}.crl", der)
         return der
 
     def crl(self, ca: str) -> bytes:
@@ -500,7 +502,7 @@ class OrgPki:
 
     def _save_index(self, index: _Index) -> None:
         payload = {"certificates": index.certificates, "crl_numbers": index.crl_numbers}
-        _atomic_write(
+        atomic_write(
             self.path / "ca" / "index.json",
             json.dumps(payload, indent=1, sort_keys=True).encode(),
         )
@@ -595,7 +597,7 @@ def init_pki(
         hsm_keys=("seal", "tsa") if hsm else (),
     )
     path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / "org.json", json.dumps(config.to_json(), indent=2).encode())
+    atomic_write(path / "org.json", json.dumps(config.to_json(), indent=2).encode())
     try:
         pki = OrgPki(root_dir, org).unlock(passphrase, hsm_pin)
         n = config.name
