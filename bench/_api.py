@@ -34,7 +34,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script or in a spawned worker
+# the repository before bench/ (run as a script, in a spawned worker): the package ``api``
+# must not resolve to bench/api.py
+if sys.path[:1] != [str(ROOT)]:
     sys.path.insert(0, str(ROOT))
 
 __all__ = [
@@ -438,10 +440,10 @@ def _bodies(job: AnchorJob, signer: Any, channel: str) -> list[tuple[bytes, int]
     ]
 
 
-def anchor_worker(job: AnchorJob, barrier: Any, results: Any) -> None:
-    """A client process: signs its share, waits at ``barrier`` for every worker and the
-    bench, sends its requests one after the other on one keep-alive connection and puts
-    its :class:`AnchorResult` on ``results``."""
+def anchor_worker(job: AnchorJob, go: Any, results: Any) -> None:
+    """A client process: signs its share, puts ``"ready"`` on ``results`` and waits for
+    the ``go`` event, sends its requests one after the other on one keep-alive connection
+    and puts its :class:`AnchorResult` on ``results``."""
     directory = Path(job.directory)
     signer = _signer(directory)
     headers = {"content-type": "application/json"}
@@ -450,7 +452,8 @@ def anchor_worker(job: AnchorJob, barrier: Any, results: Any) -> None:
         sign_started = time.perf_counter()
         bodies = _bodies(job, signer, channel) if job.mode != "inline" else []
         sign_seconds = time.perf_counter() - sign_started
-        barrier.wait()
+        results.put("ready")
+        go.wait()
         latencies: list[float] = []
         errors = tx = requests = 0
         first_error: str | None = None

@@ -1,7 +1,8 @@
 """The node API under load on loopback: recognition checks and anchored events per second.
 
     .venv/bin/python bench/api.py [--seconds 10] [--concurrency 32] [--events 50000]
-                                  [--batch 500] [--workers 4] [--no-wrk] [--profile] [--json]
+                                  [--batch 500] [--batch-events 10000] [--workers 4]
+                                  [--no-wrk] [--profile] [--json]
 
 Set-up (not timed): a node directory in a temporary directory (KZ and UZ customs, a few
 KZ AEO certificates sealed by KZ's e-seal, the MRA KZ-UZ in force, the SEZ KZ-KHORGOS
@@ -19,7 +20,8 @@ processes, each sending its share one request at a time on one keep-alive connec
 the clock starts; (b) the same, each built and signed just before it is sent (signing
 included); (c) one-event transactions, ``--batch`` of them a
 ``POST /v1/transactions/batch`` (fewer when the node's body limit needs it), signed
-before the start. Each runs ``--events`` new events. A transaction is durable (its block
+before the start. (a) and (b) anchor ``--events`` new events each, (c)
+``--batch-events``. A transaction is durable (its block
 committed) when its answer arrives.
 
 ``--profile`` then runs the recognition load and ``--batch``-event transactions once more,
@@ -187,22 +189,32 @@ def anchor_phase(
                 AnchorJob(str(directory), base_url, mode, start, count, events_per_tx, per_request)
             )
             start += count
-    barrier = context.Barrier(len(jobs) + 1)
+    go = context.Event()
     results: Any = context.Queue()
     procs = [
-        context.Process(target=anchor_worker, args=(job, barrier, results), daemon=True)
-        for job in jobs
+        context.Process(target=anchor_worker, args=(job, go, results), daemon=True) for job in jobs
     ]
     for proc in procs:
         proc.start()
-    barrier.wait(timeout=600)  # every worker has built and signed what it sends
-    collected: list[AnchorResult] = []
-    while len(collected) < len(procs):
-        try:
-            collected.append(results.get(timeout=1))
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs) and results.empty():
-                raise SystemExit(f"an anchoring worker died (mode {mode})") from None
+
+    def collect(kind: type, count: int) -> list[Any]:
+        got: list[Any] = []
+        while len(got) < count:
+            try:
+                item = results.get(timeout=1)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in procs):
+                    for p in procs:
+                        p.kill()
+                    raise SystemExit(f"an anchoring worker died (mode {mode})") from None
+                continue
+            if isinstance(item, kind):
+                got.append(item)
+        return got
+
+    collect(str, len(procs))  # every worker has built and signed what it sends
+    go.set()
+    collected: list[AnchorResult] = collect(AnchorResult, len(procs))
     for proc in procs:
         proc.join(timeout=30)
     seconds = max(r.finished for r in collected) - min(r.started for r in collected)
@@ -233,7 +245,18 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
     parser.add_argument("--events", type=int, default=50_000, help="events per anchoring run")
-    parser.add_argument("--batch", type=int, default=500, help="events per request")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="events per AnchorEvents transaction; one-event transactions per batch request",
+    )
+    parser.add_argument(
+        "--batch-events",
+        type=int,
+        default=10_000,
+        help="events of the batch-endpoint run (one-event transactions)",
+    )
     parser.add_argument("--workers", type=int, default=4, help="anchoring client processes")
     parser.add_argument("--aeos", type=int, default=4, help="AEO certificates issued")
     parser.add_argument(
@@ -247,7 +270,8 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
-    for name in ("seconds", "concurrency", "events", "batch", "workers", "aeos", "wrk_threads"):
+    positive = ("seconds", "concurrency", "events", "batch", "batch_events", "workers", "aeos")
+    for name in (*positive, "wrk_threads"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.batch > 4096:
@@ -298,7 +322,8 @@ def main() -> None:
             )
 
             events = run_events(directory, server.base_url, args, say)
-            events["server_cpu_s"] = cpu_seconds(server.pid()) - cpu_before - server_cpu
+            anchoring_cpu = cpu_seconds(server.pid()) - cpu_before - server_cpu
+            events["server_cpu_s"] = round(anchoring_cpu, 1)
 
         if args.profile:
             profile_runs(directory, query, args, wrk, say, Path(tmp))
@@ -374,7 +399,9 @@ def run_events(
     _say_phase(say, f"{batch} events/tx, POST /v1/transactions, signing included", inline)
     limit = _body_limit(directory)
     per_request = max(1, min(batch, 1000, int(limit * 0.97) // proposal_size(directory, base_url)))
-    batched = anchor_phase(directory, base_url, "batch", 2 * n, n, 1, workers, per_request)
+    batched = anchor_phase(
+        directory, base_url, "batch", 2 * n, args.batch_events, 1, workers, per_request
+    )
     _say_phase(
         say,
         f"1 event/tx, {per_request} tx/request, POST /v1/transactions/batch, signed beforehand",
