@@ -121,6 +121,11 @@ class Ledger(Protocol):
 
     def info(self) -> LedgerInfo: ...
 
+    @property
+    def height(self) -> int:
+        """Blocks committed (cheap; ``info()`` also counts transactions and state keys)."""
+        ...
+
     def block(self, number: int) -> BlockView: ...
 
     def events(self, from_block: int = 0) -> Iterator[tuple[int, str, str, bytes]]:

@@ -48,7 +48,7 @@ from chaincode.context import COUNTRY, MSP_ID
 from chaincode.errors import ContractError
 from chaincode.timeutil import format_time, parse_time
 from chaincode.trace import CONSIGNMENT_REF, EVENT_TYPES, SEZ_CODE
-from node.ledger import LedgerInfo, TxChanges
+from node.ledger import TxChanges
 
 from .errors import BadQuery, IndexFeedError, IndexUnavailable
 from .feed import PRIMARY_KEYS, BlockBatch
@@ -94,7 +94,8 @@ _T: dict[str, Table] = {
 class ChangeFeed(Protocol):
     """What the index reads from a ledger (node.ledger.Ledger provides it)."""
 
-    def info(self) -> LedgerInfo: ...
+    @property
+    def height(self) -> int: ...
 
     def changes(self, from_block: int = 0) -> Iterator[TxChanges]: ...
 
@@ -135,7 +136,7 @@ class Index:
 
     def catch_up(self, ledger: ChangeFeed) -> int:
         """Index every valid transaction after the checkpoint; the number applied."""
-        height = ledger.info().height  # every block below it is in changes() below
+        height = ledger.height  # every block below it is in changes() below
         done = self.checkpoint()
         applied = 0
         batch = BlockBatch()

@@ -22,7 +22,7 @@ import pytest
 from chaincode.timeutil import parse_time
 from node.embedded.ledger import EmbeddedLedger
 from node.index import BadQuery, Index, IndexFeedError, IndexUnavailable
-from node.ledger import LedgerInfo, TxChanges
+from node.ledger import TxChanges
 from tests.chaincode.conftest import aeo_record, aeo_write
 from tests.chaincode.test_mra import ACT, proposal
 from tests.chaincode.test_trace import event_hash
@@ -414,8 +414,9 @@ class Corrupting:
     def __init__(self, ledger: EmbeddedLedger, tx_id: str) -> None:
         self.ledger, self.tx_id = ledger, tx_id
 
-    def info(self) -> LedgerInfo:
-        return self.ledger.info()
+    @property
+    def height(self) -> int:
+        return self.ledger.height
 
     def changes(self, from_block: int = 0) -> Iterator[TxChanges]:
         for change in self.ledger.changes(from_block):
