@@ -100,6 +100,7 @@ class Sealer:
 
     def __init__(self, conn: Connection, *, timestamp: bool) -> None:
         self.conn = conn
+        self.timestamp = timestamp
         self.org = conn.require_signer().msp_id
         self.local: CadesSigner | None = None
         self.level = Level.B_B
@@ -127,7 +128,8 @@ class Sealer:
         if self.local is not None:
             sealed = seal_with(self.local, record, self.level)
         else:
-            sealed = self.conn.client.seal_record(self.org, record)
+            level = Level.B_T if self.timestamp else Level.B_B
+            sealed = self.conn.client.seal_record(self.org, record, level)
         return {"record": record, "record_hash": sealed["record_hash"], "seal": sealed["seal"]}
 
 

@@ -36,7 +36,6 @@ import httpx
 import typer
 
 from api.httpsig import SignedRequestAuth
-from chaincode.canonical import CanonicalJsonError, sha256_hex
 from node.errors import NodeError
 from node.ledger import Receipt
 from node.node import Node, passphrase_for
@@ -44,11 +43,13 @@ from node.proposal import ProposalSigner, SignedProposal
 from node.services import aeo, mra, recognition, submit, trace
 from node.services.context import Clock
 from node.services.errors import InvalidArguments, contract_error
+from node.services.seal import seal_record
 from node.wallet import Wallet, signer_for
 from trust_services.cades import CadesSigner
 from trust_services.errors import TrustServiceError
 from trust_services.keystore import resolve_passphrase
 from trust_services.pki import OrgPki
+from trust_services.tsa import TimestampAuthority
 
 from ._common import EXIT_ERROR, fail, handle_errors
 
@@ -206,8 +207,8 @@ class NodeClient(Protocol):
 
     def verify_trail(self, consignment_ref: str) -> dict[str, Any]: ...
 
-    def seal_record(self, org: str, record: dict[str, Any]) -> dict[str, Any]:
-        """``{record_hash, seal, sealed_by}``: ``org``'s e-seal over the record."""
+    def seal_record(self, org: str, record: dict[str, Any], level: str = "B-T") -> dict[str, Any]:
+        """``{record_hash, seal, sealed_by}``: ``org``'s e-seal over the record (B-B, B-T)."""
         ...
 
     def close(self) -> None: ...
@@ -313,8 +314,10 @@ class LocalClient:
     def verify_trail(self, consignment_ref: str) -> dict[str, Any]:
         return trace.verify_trail(self.node.context, consignment_ref)
 
-    def seal_record(self, org: str, record: dict[str, Any]) -> dict[str, Any]:
-        return seal_with(CadesSigner.for_org(self.node.pki(org)), record)
+    def seal_record(self, org: str, record: dict[str, Any], level: str = "B-T") -> dict[str, Any]:
+        pki = self.node.pki(org)
+        tsa = TimestampAuthority.for_org(pki) if level != "B-B" else None
+        return seal_with(CadesSigner.for_org(pki, timestamper=tsa), record, level)
 
     def close(self) -> None:
         if self._index is not None:
@@ -324,22 +327,7 @@ class LocalClient:
 
 def seal_with(signer: CadesSigner, record: dict[str, Any], level: str = "B-B") -> dict[str, Any]:
     """``{record_hash, seal, sealed_by}`` as ``POST /v1/orgs/{org}/seal`` answers it."""
-    import base64
-
-    if not isinstance(record, dict):
-        raise InvalidArguments("an AEO record is a JSON object")
-    try:
-        record_hash = sha256_hex(record)
-        seal = signer.sign_json(record, level)
-    except CanonicalJsonError as exc:
-        raise InvalidArguments(f"the AEO record is not canonical JSON: {exc}") from None
-    except TrustServiceError as exc:
-        raise InvalidArguments(f"cannot seal the AEO record: {exc}") from None
-    return {
-        "record_hash": record_hash,
-        "seal": base64.b64encode(seal).decode("ascii"),
-        "sealed_by": signer.certificate.subject.rfc4514_string(),
-    }
+    return seal_record(signer, record, level).to_json()
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -432,11 +420,14 @@ class HttpClient:
             receipts.extend(got)
         return receipts
 
-    def seal_record(self, org: str, record: dict[str, Any]) -> dict[str, Any]:
+    def seal_record(self, org: str, record: dict[str, Any], level: str = "B-T") -> dict[str, Any]:
         if self._auth is None:
             raise InvalidArguments("sealing on the node needs an identity (--identity)")
         result: dict[str, Any] = self._request(
-            "POST", f"/v1/orgs/{_q(org)}/seal", body={"record": record}, signed=True
+            "POST",
+            f"/v1/orgs/{_q(org)}/seal",
+            body={"record": record, "level": level},
+            signed=True,
         )
         return result
 

@@ -55,7 +55,7 @@ from node.errors import NodeError
 from node.node import Node, identity_name, init_node
 from node.proposal import ProposalSigner
 from node.services import submit
-from trust_services.client import HttpTimestamper, TimestampInfo
+from trust_services.cades import signature_timestamp_token
 from trust_services.errors import TrustServiceError
 from trust_services.server import bind_socket
 
@@ -423,47 +423,40 @@ def aeo_record(
 
 @dataclass(frozen=True)
 class TimestampedSeal:
-    """A CAdES B-T seal and the RFC 3161 reply its signature timestamp came in."""
+    """A CAdES B-T seal made by the node, and the RFC 3161 token inside it."""
 
     seal: bytes
     record_hash: str
     sealed_by: str
-    signature_value: bytes
-    tsa_reply: bytes
-    info: TimestampInfo
+    signature_value: bytes  #: what the token's message imprint covers
+    token: bytes
+    gen_time: dt.datetime
+    serial: int
 
 
-def seal_and_timestamp(
-    client: HttpClient, tsa_url: str, org: str, record: dict[str, Any]
-) -> TimestampedSeal:
-    """The organisation's e-seal from the node (``POST /v1/orgs/{org}/seal``, CAdES B-B),
-    then a signature timestamp from its TSA over the seal's signature value, added as
-    the unsigned ``signature-time-stamp`` attribute (ETSI EN 319 122-1): CAdES B-T.
-
-    The signed attributes are untouched (asn1crypto re-encodes only what changed), so
-    the seal still verifies and ``record_hash`` is still the record's."""
-    sealed = client.seal_record(org, record)
-    content_info = cms.ContentInfo.load(base64.b64decode(sealed["seal"]))
-    signer_info = content_info["content"]["signer_infos"][0]
-    value: bytes = signer_info["signature"].native
-    digest: str = signer_info["digest_algorithm"]["algorithm"].native
-    with HttpTimestamper(tsa_url) as tsa:
-        reply, token, info = tsa.request(digest, hashlib.new(digest, value).digest())
-    signer_info["unsigned_attrs"] = cms.CMSAttributes(
-        [{"type": "signature_time_stamp_token", "values": [cms.ContentInfo.load(token)]}]
-    )
+def seal_and_timestamp(client: HttpClient, org: str, record: dict[str, Any]) -> TimestampedSeal:
+    """The organisation's e-seal from the node (``POST /v1/orgs/{org}/seal``, CAdES B-T:
+    the node's seal service asks the organisation's own TSA for the signature timestamp)."""
+    sealed = client.seal_record(org, record, "B-T")
+    seal = base64.b64decode(sealed["seal"])
+    found = signature_timestamp_token(seal)
+    if found is None:
+        raise DemoFailed("the node's B-T seal carries no signature timestamp")
+    value, token = found
+    tst = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
     return TimestampedSeal(
-        content_info.dump(),
+        seal,
         str(sealed["record_hash"]),
         str(sealed["sealed_by"]),
         value,
-        reply,
-        info,
+        token,
+        tst["gen_time"].native,
+        tst["serial_number"].native,
     )
 
 
 def _aeo_write(s: Story, record: dict[str, Any]) -> tuple[dict[str, Any], TimestampedSeal]:
-    sealed = seal_and_timestamp(s.clients[KZ_OFFICER], s.url(f"/orgs/{KZ}/tsa"), KZ, record)
+    sealed = seal_and_timestamp(s.clients[KZ_OFFICER], KZ, record)
     arg = {
         "record": record,
         "record_hash": sealed.record_hash,
@@ -505,8 +498,7 @@ def _issue_aeos(s: Story, outcome: Outcome) -> list[dict[str, Any]]:
     ]
     s.step(
         "A KZ officer issues three AEO certificates: each record sealed by the node's e-seal "
-        f"service (CAdES B-B; it does not timestamp), the seal timestamped at KZ's TSA "
-        f"{s.url(f'/orgs/{KZ}/tsa')} (RFC 3161: CAdES B-T), then IssueAeo"
+        "service with a signature timestamp from KZ's TSA (CAdES B-T, RFC 3161), then IssueAeo"
     )
     for n, record in enumerate(records):
         arg, sealed = _aeo_write(s, record)
@@ -515,7 +507,7 @@ def _issue_aeos(s: Story, outcome: Outcome) -> list[dict[str, Any]]:
         _expect(payload.get("status") == "valid", f"IssueAeo answered {payload}")
         s.detail(
             f"{record['aeo_id']} {record['aeo_type']} {record['holder']['name']}: "
-            f"timestamp {_iso(sealed.info.gen_time)} serial {sealed.info.serial}; {_tx(receipt)}"
+            f"timestamp {_iso(sealed.gen_time)} serial {sealed.serial}; {_tx(receipt)}"
         )
         if n == 0:
             outcome.files.update(_write_certificate(s.directory, record, sealed))
@@ -526,20 +518,20 @@ def _issue_aeos(s: Story, outcome: Outcome) -> list[dict[str, Any]]:
 def _write_certificate(
     directory: Path, record: dict[str, Any], sealed: TimestampedSeal
 ) -> dict[str, Path]:
-    """What KZ hands the trader: the record, its seal, and the seal's timestamp reply."""
+    """What KZ hands the trader: the record, its seal, and the seal's timestamp token."""
     stem = directory / str(record["aeo_id"])
     files = {
         "record": stem.with_name(f"{stem.name}.json"),
         "canonical": stem.with_name(f"{stem.name}.canonical.json"),
         "seal": stem.with_name(f"{stem.name}.p7s"),
         "signature_value": stem.with_name(f"{stem.name}.signature-value.bin"),
-        "tsr": stem.with_name(f"{stem.name}.seal-timestamp.tsr"),
+        "tst": stem.with_name(f"{stem.name}.seal-timestamp.tst"),
     }
     files["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     files["canonical"].write_bytes(canonical_json(record))
     files["seal"].write_bytes(sealed.seal)
     files["signature_value"].write_bytes(sealed.signature_value)
-    files["tsr"].write_bytes(sealed.tsa_reply)
+    files["tst"].write_bytes(sealed.token)
     return files
 
 
@@ -856,7 +848,8 @@ def _show_summary(o: Outcome) -> None:
         f"  caravan ledger verify --ledger {o.node_dir}",
         f"  openssl cms -verify -binary -inform DER -in {f['seal']} -content {f['canonical']} "
         f"-CAfile {root} -purpose any -out /dev/null",
-        f"  openssl ts -verify -in {f['tsr']} -data {f['signature_value']} -CAfile {root} "
+        f"  openssl ts -verify -token_in -in {f['tst']} -data {f['signature_value']} "
+        f"-CAfile {root} "
         f"-untrusted {issuing}",
         f"  caravan verify {f['canonical']} --signature {f['seal']} --trust {root}",
         f"key-store passphrases: {o.node_dir}/secrets/<ORG>.pass (mode 0600); serve the node "

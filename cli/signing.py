@@ -22,7 +22,7 @@ from trust_services.cades import CadesSigner, Level, signature_timestamp_time
 from trust_services.errors import InputError
 from trust_services.pki import OrgPki
 from trust_services.revocation import PkiRevocationSource
-from trust_services.tsa import SerialAllocator, TimestampAuthority, Timestamper
+from trust_services.tsa import TimestampAuthority, Timestamper
 
 from ._common import (
     DirOpt,
@@ -58,12 +58,7 @@ def org_timestamper(pki: OrgPki, tsa_url: str | None) -> Timestamper:
 
         timestamper: Timestamper = HttpTimestamper(tsa_url)
         return timestamper
-    return TimestampAuthority(
-        pki.key("tsa"),
-        pki.certificate("tsa"),
-        [pki.certificate("issuing")],
-        serials=SerialAllocator(pki.path / "tsa" / "serial"),
-    )
+    return TimestampAuthority.for_org(pki)
 
 
 def _cades(

@@ -67,6 +67,7 @@ __all__ = [
     "canonical_json",
     "content_hints_attribute",
     "signature_timestamp_time",
+    "signature_timestamp_token",
 ]
 
 ATTR_CONTENT_HINT = "1.2.840.113549.1.9.16.2.4"
@@ -343,20 +344,35 @@ def certificate_for_label(pki: OrgPki, label: str) -> x509.Certificate:
     return pki.issued(int(newest["serial"], 16)).certificate
 
 
-def signature_timestamp_time(signature_der: bytes) -> dt.datetime | None:
-    """The genTime of the signature timestamp of a CAdES signature, or None (B-B)."""
-    from asn1crypto import cms, tsp
+def signature_timestamp_token(signature_der: bytes) -> tuple[bytes, bytes] | None:
+    """(signature value, RFC 3161 token DER) of a CAdES signature's signature timestamp —
+    ``openssl ts -verify -token_in -in TOKEN -data VALUE`` checks it — or None (B-B)."""
+    from asn1crypto import cms
 
     try:
         content = cms.ContentInfo.load(signature_der)["content"]
         signer_info = content["signer_infos"][0]
         for attr in signer_info["unsigned_attrs"] or ():
             if attr["type"].dotted == ATTR_SIGNATURE_TIMESTAMP:
-                token = attr["values"][0]
-                tst = token["content"]["encap_content_info"]["content"].parsed
-                if isinstance(tst, tsp.TSTInfo):
-                    when: dt.datetime = tst["gen_time"].native
-                    return when
+                return signer_info["signature"].native, attr["values"][0].dump()
     except (ValueError, TypeError, KeyError, IndexError):
         raise InputError("not a CAdES signature") from None
     return None
+
+
+def signature_timestamp_time(signature_der: bytes) -> dt.datetime | None:
+    """The genTime of the signature timestamp of a CAdES signature, or None (B-B)."""
+    from asn1crypto import cms, tsp
+
+    found = signature_timestamp_token(signature_der)
+    if found is None:
+        return None
+    try:
+        token = cms.ContentInfo.load(found[1])
+        tst = token["content"]["encap_content_info"]["content"].parsed
+    except (ValueError, TypeError, KeyError):
+        raise InputError("the signature timestamp is not an RFC 3161 token") from None
+    if not isinstance(tst, tsp.TSTInfo):
+        return None
+    when: dt.datetime = tst["gen_time"].native
+    return when

@@ -117,14 +117,8 @@ class OrgServices:
     ) -> None:
         self.pki = pki
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.tsa = TimestampAuthority(
-            pki.key("tsa"),
-            pki.certificate("tsa"),
-            [pki.certificate("issuing")],
-            serials=SerialAllocator(self.serial_path),
-            policy=policy,
-            accuracy_ms=accuracy_ms,
-            clock=clock,
+        self.tsa = TimestampAuthority.for_org(
+            pki, policy=policy, accuracy_ms=accuracy_ms, clock=clock
         )
         self.ocsp = OcspResponder(pki, clock=clock)
         self.certificates = {

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 
@@ -47,6 +47,9 @@ from .cms import (
 )
 from .errors import InputError, TimestampError
 from .keystore import DIGESTS, SigningKey
+
+if TYPE_CHECKING:
+    from .pki import OrgPki
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -508,6 +511,27 @@ class TimestampAuthority:
         self._token = _TokenTemplate(self.template)
         self._times = _GenTimeCache()
         self._time_lock = threading.Lock()
+
+    @classmethod
+    def for_org(
+        cls,
+        pki: OrgPki,
+        *,
+        policy: str = DEFAULT_POLICY,
+        accuracy_ms: int = 1000,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> TimestampAuthority:
+        """The organisation's TSA (its ``tsa`` key), numbering tokens from the serial file
+        every process of the organisation shares (``tsa/serial`` in its PKI, locked)."""
+        return cls(
+            pki.key("tsa"),
+            pki.certificate("tsa"),
+            [pki.certificate("issuing")],
+            serials=SerialAllocator(pki.path / "tsa" / "serial"),
+            policy=policy,
+            accuracy_ms=accuracy_ms,
+            clock=clock,
+        )
 
     # ------------------------------------------------------------------ tokens
     def _gen_time(self) -> bytes:

@@ -7,7 +7,7 @@ later reaches the client without a new API version.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -355,11 +355,15 @@ class SealRequest(_Closed):
         description="the record to seal (sealed over its RFC 8785 canonical JSON)",
         examples=[{"aeo_id": "KZ-AEO-2026-000123", "aeo_type": "AEOF"}],
     )
+    level: Literal["B-B", "B-T"] = Field(
+        "B-T",
+        description="CAdES level: B-T adds a signature timestamp from the organisation's TSA",
+    )
 
 
 class SealedRecord(_Closed):
     record_hash: str = Field(description="SHA-256 hex of the record's canonical JSON")
-    seal: str = Field(description="detached CAdES B-B, base64")
+    seal: str = Field(description="detached CAdES B-B or B-T, base64")
     sealed_by: str = Field(description="the e-seal certificate's subject")
 
 

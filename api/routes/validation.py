@@ -78,7 +78,9 @@ def seal(
     caller: SignedCallerDep,
     state: StateDep,
 ) -> SealedRecord:
-    sealed = state.sealers.seal(org, body.record, caller_msp=caller.msp_id, caller_role=caller.role)
+    sealed = state.sealers.seal(
+        org, body.record, caller_msp=caller.msp_id, caller_role=caller.role, level=body.level
+    )
     return SealedRecord(
         record_hash=sealed.record_hash, seal=sealed.seal, sealed_by=sealed.sealed_by
     )

@@ -16,12 +16,10 @@ not verify against them — who holds the full record can check it).
 
 from __future__ import annotations
 
-import base64
 import copy
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from chaincode.canonical import CanonicalJsonError, sha256_hex
 from trust_services.cades import CadesSigner
 from trust_services.errors import TrustServiceError
 from trust_services.pki import OrgPki
@@ -29,6 +27,7 @@ from trust_services.pki import OrgPki
 from . import mra
 from .context import NodeContext, Timestamp, as_time
 from .errors import InvalidArguments
+from .seal import seal_record
 
 __all__ = [
     "CONFIDENTIAL",
@@ -77,21 +76,12 @@ def prepare_issue(
     latter when sealing many records."""
     if action not in WRITES:
         raise InvalidArguments(f"action must be one of {', '.join(WRITES)} (got {action!r})")
-    if not isinstance(record, dict):
-        raise InvalidArguments("an AEO record is a JSON object")
     try:
-        record_hash = sha256_hex(record)
         signer = CadesSigner.for_org(sealer) if isinstance(sealer, OrgPki) else sealer
-        seal = signer.sign_json(record)
-    except CanonicalJsonError as exc:
-        raise InvalidArguments(f"the AEO record is not canonical JSON: {exc}") from None
     except TrustServiceError as exc:
         raise InvalidArguments(f"cannot seal the AEO record: {exc}") from None
-    return {
-        "record": record,
-        "record_hash": record_hash,
-        "seal": base64.b64encode(seal).decode("ascii"),
-    }
+    sealed = seal_record(signer, record)
+    return {"record": record, "record_hash": sealed.record_hash, "seal": sealed.seal}
 
 
 def _may_see(record: Any, viewer_msp: str | None, partners: Collection[str]) -> bool:

@@ -14,6 +14,7 @@ from node.proposal import SignedProposal
 from tests.api.test_routes_support import Api, api_fixture  # noqa: F401 (fixture)
 from tests.chaincode.conftest import aeo_record
 from tests.node.conftest import member_signer
+from trust_services.cades import signature_timestamp_time
 
 
 def record(api: Api, aeo_id: str, **changes: Any) -> dict[str, Any]:
@@ -21,9 +22,9 @@ def record(api: Api, aeo_id: str, **changes: Any) -> dict[str, Any]:
     return aeo_record(clock, aeo_id, **changes)
 
 
-def seal(api: Api, who: str, org: str, rec: dict[str, Any]) -> Any:
+def seal(api: Api, who: str, org: str, rec: dict[str, Any], **extra: Any) -> Any:
     with api.signed(who) as client:
-        return client.post(f"/v1/orgs/{org}/seal", json={"record": rec})
+        return client.post(f"/v1/orgs/{org}/seal", json={"record": rec, **extra})
 
 
 def issue_arg(api: Api, rec: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +114,16 @@ def test_seal_needs_a_signed_admin_or_officer_of_the_org(api: Api) -> None:
     anonymous = api.anonymous.post("/v1/orgs/KZ-CUSTOMS/seal", json={"record": rec})
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "SIGNATURE_MISSING")
     assert "Accept-Signature" in anonymous.headers
+
+
+def test_seal_is_timestamped_by_the_org_tsa_unless_b_b_is_asked(api: Api) -> None:
+    rec = record(api, "KZ-AEO-2026-000771")
+    stamped = base64.b64decode(seal(api, "kz-customs-officer", "KZ-CUSTOMS", rec).json()["seal"])
+    plain = seal(api, "kz-customs-officer", "KZ-CUSTOMS", rec, level="B-B").json()["seal"]
+    assert signature_timestamp_time(stamped) is not None  # B-T: KZ's own TSA
+    assert signature_timestamp_time(base64.b64decode(plain)) is None
+    bad = seal(api, "kz-customs-officer", "KZ-CUSTOMS", rec, level="B-LTA")
+    assert bad.status_code == 422
 
 
 def test_a_caller_outside_the_trust_list_is_refused(api: Api, signers: Any) -> None:
