@@ -25,9 +25,10 @@ import binascii
 import bisect
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,6 +406,41 @@ def creator_revocation(
         if entry["revoked_at_us"] <= at_us:
             return dict(entry)
     return None
+
+
+def path_revocation(
+    path: Sequence[x509.Certificate],
+    crl_of: Callable[[str], Mapping[str, Any] | None],
+    at_us: int,
+) -> tuple[x509.Certificate, dict[str, Any]] | None:
+    """The first certificate of a verified ``path`` (leaf first, root last) that its
+    issuer's stored CRL revokes at or before ``at_us``, with the entry; else None.
+
+    ``crl_of(issuer_key_id)`` gives the member's stored CRL of that CA (or None). The
+    root is not checked: its status is the trust list. Nodes apply this rule to the
+    creators of proposals and to API callers alike.
+    """
+    for cert, issuer in itertools.pairwise(path):
+        crl = crl_of(issuer_key_id(issuer))
+        if crl is not None:
+            entry = creator_revocation(crl, cert.serial_number, at_us)
+            if entry is not None:
+                return cert, entry
+    return None
+
+
+def revocation_message(
+    role: str,
+    path: Sequence[x509.Certificate],
+    revoked: tuple[x509.Certificate, Mapping[str, Any]],
+) -> str:
+    """One line naming the revoked certificate of ``path`` (``role``: creator, caller)."""
+    cert, entry = revoked
+    who = role if cert is path[0] else "CA"
+    return (
+        f"the {who} certificate {cert.subject.rfc4514_string()} "
+        f"(serial {cert.serial_number:x}) was revoked at {entry['revoked_at']}"
+    )
 
 
 def crl_record(ctx: Context, msp_id: str, key_id: str) -> dict[str, Any] | None:

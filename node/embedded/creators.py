@@ -27,7 +27,7 @@ from typing import Any
 from cryptography import x509
 
 from chaincode.errors import Forbidden
-from chaincode.registry import creator_revocation, issuer_key_id
+from chaincode.registry import path_revocation, revocation_message
 from chaincode.seal import load_certificate, verify_chain
 from chaincode.stub import Creator, create_composite_key
 from chaincode.timeutil import datetime_us
@@ -134,24 +134,15 @@ class CreatorVerifier:
         return _Path(tuple(certs), nb, na)
 
     def _not_revoked(self, view: StateView, msp_id: str, path: _Path, at_us: int) -> None:
-        for cert, issuer in zip(path.certs, path.certs[1:], strict=False):
-            # a certificate is revoked by its issuer's CRL (the root's status is the trust list)
-            aki = issuer_key_id(issuer)
-            cache_key = (msp_id, aki)
-            if cache_key not in self._crls:
+        def crl_of(aki: str) -> Any:
+            if (msp_id, aki) not in self._crls:
                 found = view.get(create_composite_key("crl", [msp_id, aki]))
-                self._crls[cache_key] = None if found is None else json.loads(found[1])
-            crl = self._crls[cache_key]
-            if crl is None:
-                continue
-            entry = creator_revocation(crl, cert.serial_number, at_us)
-            if entry is not None:
-                who = "creator" if cert is path.certs[0] else "CA"
-                raise Rejected(
-                    "REVOKED_CREATOR",
-                    f"the {who} certificate {cert.subject.rfc4514_string()} "
-                    f"(serial {cert.serial_number:x}) was revoked at {entry['revoked_at']}",
-                )
+                self._crls[(msp_id, aki)] = None if found is None else json.loads(found[1])
+            return self._crls[(msp_id, aki)]
+
+        revoked = path_revocation(path.certs, crl_of, at_us)
+        if revoked is not None:
+            raise Rejected("REVOKED_CREATOR", revocation_message("creator", path.certs, revoked))
 
 
 def _certificate(value: object) -> x509.Certificate:

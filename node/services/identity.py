@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.errors import Forbidden
-from chaincode.registry import creator_revocation, issuer_key_id
+from chaincode.registry import path_revocation, revocation_message
 from chaincode.seal import load_certificate, verify_chain
 from chaincode.timeutil import datetime_us
 
@@ -171,18 +170,9 @@ def _decide(
 def _not_revoked(
     snapshot: TrustSnapshot, msp_id: str, path: Sequence[x509.Certificate], now_us: int
 ) -> None:
-    crls = snapshot.crls.get(msp_id, {})
-    for cert, issuer in itertools.pairwise(path):
-        crl = crls.get(issuer_key_id(issuer))
-        if crl is None:
-            continue
-        entry = creator_revocation(crl, cert.serial_number, now_us)
-        if entry is not None:
-            who = "caller" if cert is path[0] else "CA"
-            raise RevokedIdentity(
-                f"the {who} certificate {cert.subject.rfc4514_string()} "
-                f"(serial {cert.serial_number:x}) was revoked at {entry['revoked_at']}"
-            )
+    revoked = path_revocation(path, snapshot.crls.get(msp_id, {}).get, now_us)
+    if revoked is not None:
+        raise RevokedIdentity(revocation_message("caller", path, revoked))
 
 
 def caller_trust(
