@@ -192,55 +192,49 @@ def _done(receipt: dict[str, Any], verb: str, as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------------- commands
-@app.command("issue")
-@handle_client_errors
-def issue_command(
-    record: Annotated[
-        Path, typer.Option("--record", help="JSON file holding the AEO record to issue.")
-    ],
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    timestamp: TimestampOpt = True,
-    as_json: JsonOpt = False,
-) -> None:
-    """Issue an AEO certificate: seal the record and submit IssueAeo as the identity."""
-    value = _record_file(record)
-    with connect(
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-        need_identity=True,
-    ) as conn:
-        _done(_write(conn, "IssueAeo", value, timestamp), "issued", as_json)
+RecordOpt = Annotated[
+    Path, typer.Option("--record", help="JSON file holding the whole AEO record to seal.")
+]
 
 
-@app.command("amend")
-@handle_client_errors
-def amend_command(
-    record: Annotated[
-        Path,
-        typer.Option("--record", help="JSON file holding the whole amended record."),
-    ],
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    timestamp: TimestampOpt = True,
-    as_json: JsonOpt = False,
-) -> None:
-    """Amend an AEO certificate (same status): seal the new record and submit AmendAeo."""
-    value = _record_file(record)
-    with connect(
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-        need_identity=True,
-    ) as conn:
-        _done(_write(conn, "AmendAeo", value, timestamp), "amended", as_json)
+def _record_command(name: str, function: str, verb: str, doc: str) -> None:
+    """Register ``caravan aeo NAME``: seal a whole record from a file and submit it."""
+
+    def command(
+        record: RecordOpt,
+        directory: DirOpt = None,
+        node: NodeOpt = None,
+        identity: IdentityOpt = None,
+        identity_dir: IdentityDirOpt = None,
+        timestamp: TimestampOpt = True,
+        as_json: JsonOpt = False,
+    ) -> None:
+        value = _record_file(record)
+        with connect(
+            directory=directory,
+            node=node,
+            identity=identity,
+            identity_dir=identity_dir,
+            need_identity=True,
+        ) as conn:
+            _done(_write(conn, function, value, timestamp), verb, as_json)
+
+    command.__doc__ = doc
+    app.command(name)(handle_client_errors(command))
+
+
+_record_command(
+    "issue",
+    "IssueAeo",
+    "issued",
+    "Issue an AEO certificate: seal the record and submit IssueAeo as the identity.",
+)
+_record_command(
+    "amend",
+    "AmendAeo",
+    "amended",
+    "Amend an AEO certificate (same status): seal the new record and submit AmendAeo.",
+)
 
 
 def _status_change(
@@ -281,96 +275,100 @@ def _status(
         _done(receipt, verb, as_json)
 
 
-@app.command("suspend")
-@handle_client_errors
-def suspend_command(
-    aeo_id: AeoIdArg,
-    reason: ReasonOpt,
-    effective_at: EffectiveOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    timestamp: TimestampOpt = True,
-    as_json: JsonOpt = False,
+OptionalReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Why (recorded in status_reason).")
+]
+
+
+def _status_command(
+    name: str, function: str, status: str, verb: str, doc: str, *, reason_required: bool
 ) -> None:
-    """Suspend a valid AEO certificate (SuspendAeo with the reason)."""
-    _status(
-        aeo_id,
-        "SuspendAeo",
-        "suspended",
-        "suspended",
-        reason,
-        effective_at,
-        timestamp,
-        as_json,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
+    """Register ``caravan aeo NAME``: a status change of an AEO certificate."""
+
+    if reason_required:
+
+        def command(
+            aeo_id: AeoIdArg,
+            reason: ReasonOpt,
+            effective_at: EffectiveOpt = None,
+            directory: DirOpt = None,
+            node: NodeOpt = None,
+            identity: IdentityOpt = None,
+            identity_dir: IdentityDirOpt = None,
+            timestamp: TimestampOpt = True,
+            as_json: JsonOpt = False,
+        ) -> None:
+            _status(
+                aeo_id,
+                function,
+                status,
+                verb,
+                reason,
+                effective_at,
+                timestamp,
+                as_json,
+                directory=directory,
+                node=node,
+                identity=identity,
+                identity_dir=identity_dir,
+            )
+
+    else:
+
+        def command(  # type: ignore[misc]  # the same command with an optional reason
+            aeo_id: AeoIdArg,
+            reason: OptionalReasonOpt = None,
+            effective_at: EffectiveOpt = None,
+            directory: DirOpt = None,
+            node: NodeOpt = None,
+            identity: IdentityOpt = None,
+            identity_dir: IdentityDirOpt = None,
+            timestamp: TimestampOpt = True,
+            as_json: JsonOpt = False,
+        ) -> None:
+            _status(
+                aeo_id,
+                function,
+                status,
+                verb,
+                reason,
+                effective_at,
+                timestamp,
+                as_json,
+                directory=directory,
+                node=node,
+                identity=identity,
+                identity_dir=identity_dir,
+            )
+
+    command.__doc__ = doc
+    app.command(name)(handle_client_errors(command))
 
 
-@app.command("reinstate")
-@handle_client_errors
-def reinstate_command(
-    aeo_id: AeoIdArg,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Why (recorded in status_reason).")
-    ] = None,
-    effective_at: EffectiveOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    timestamp: TimestampOpt = True,
-    as_json: JsonOpt = False,
-) -> None:
-    """Reinstate a suspended AEO certificate (ReinstateAeo)."""
-    _status(
-        aeo_id,
-        "ReinstateAeo",
-        "valid",
-        "reinstated",
-        reason,
-        effective_at,
-        timestamp,
-        as_json,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
-
-
-@app.command("revoke")
-@handle_client_errors
-def revoke_command(
-    aeo_id: AeoIdArg,
-    reason: ReasonOpt,
-    effective_at: EffectiveOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    timestamp: TimestampOpt = True,
-    as_json: JsonOpt = False,
-) -> None:
-    """Revoke an AEO certificate for good (RevokeAeo with the reason)."""
-    _status(
-        aeo_id,
-        "RevokeAeo",
-        "revoked",
-        "revoked",
-        reason,
-        effective_at,
-        timestamp,
-        as_json,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
+_status_command(
+    "suspend",
+    "SuspendAeo",
+    "suspended",
+    "suspended",
+    "Suspend a valid AEO certificate (SuspendAeo with the reason).",
+    reason_required=True,
+)
+_status_command(
+    "reinstate",
+    "ReinstateAeo",
+    "valid",
+    "reinstated",
+    "Reinstate a suspended AEO certificate (ReinstateAeo).",
+    reason_required=False,
+)
+_status_command(
+    "revoke",
+    "RevokeAeo",
+    "revoked",
+    "revoked",
+    "Revoke an AEO certificate for good (RevokeAeo with the reason).",
+    reason_required=True,
+)
 
 
 # --------------------------------------------------------------------------- reads

@@ -165,128 +165,120 @@ def _step(
         _done(conn.client.submit(conn.propose(function, arg)), verb, as_json)
 
 
-@app.command("sign")
-@handle_client_errors
-def sign_command(
-    mra_id: MraIdArg,
-    ref: RefOpt = None,
-    document: DocumentOpt = None,
-    document_hash: DocHashOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    as_json: JsonOpt = False,
+def _step_command(
+    name: str, function: str, verb: str, doc: str, *, with_reason: bool, signing: bool = False
 ) -> None:
-    """Sign an MRA as one party (admin). The act must be the proposed one, which is the
-    default; giving it checks that you sign the text you mean."""
-    _step(
-        "SignMra",
-        "signed",
-        mra_id,
-        ref,
-        document,
-        document_hash,
-        None,
-        as_json,
-        default_to_proposed=True,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
+    """Register ``caravan mra NAME``: one lifecycle step of an MRA (``function``)."""
+
+    def run(
+        mra_id: str,
+        reason: str | None,
+        ref: str | None,
+        document: Path | None,
+        document_hash: str | None,
+        as_json: bool,
+        **where: Any,
+    ) -> None:
+        _step(
+            function,
+            verb,
+            mra_id,
+            ref,
+            document,
+            document_hash,
+            reason,
+            as_json,
+            default_to_proposed=signing,
+            **where,
+        )
+
+    if with_reason:
+
+        def command(
+            mra_id: MraIdArg,
+            reason: ReasonOpt,
+            ref: RefOpt = None,
+            document: DocumentOpt = None,
+            document_hash: DocHashOpt = None,
+            directory: DirOpt = None,
+            node: NodeOpt = None,
+            identity: IdentityOpt = None,
+            identity_dir: IdentityDirOpt = None,
+            as_json: JsonOpt = False,
+        ) -> None:
+            run(
+                mra_id,
+                reason,
+                ref,
+                document,
+                document_hash,
+                as_json,
+                directory=directory,
+                node=node,
+                identity=identity,
+                identity_dir=identity_dir,
+            )
+
+    else:
+
+        def command(  # type: ignore[misc]  # the same command without a reason
+            mra_id: MraIdArg,
+            ref: RefOpt = None,
+            document: DocumentOpt = None,
+            document_hash: DocHashOpt = None,
+            directory: DirOpt = None,
+            node: NodeOpt = None,
+            identity: IdentityOpt = None,
+            identity_dir: IdentityDirOpt = None,
+            as_json: JsonOpt = False,
+        ) -> None:
+            run(
+                mra_id,
+                None,
+                ref,
+                document,
+                document_hash,
+                as_json,
+                directory=directory,
+                node=node,
+                identity=identity,
+                identity_dir=identity_dir,
+            )
+
+    command.__doc__ = doc
+    app.command(name)(handle_client_errors(command))
 
 
-@app.command("suspend")
-@handle_client_errors
-def suspend_command(
-    mra_id: MraIdArg,
-    reason: ReasonOpt,
-    ref: RefOpt = None,
-    document: DocumentOpt = None,
-    document_hash: DocHashOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Suspend an MRA in force (any party, unilaterally)."""
-    _step(
-        "SuspendMra",
-        "suspended",
-        mra_id,
-        ref,
-        document,
-        document_hash,
-        reason,
-        as_json,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
-
-
-@app.command("resume")
-@handle_client_errors
-def resume_command(
-    mra_id: MraIdArg,
-    ref: RefOpt = None,
-    document: DocumentOpt = None,
-    document_hash: DocHashOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Resume a suspended MRA (only the party that suspended it)."""
-    _step(
-        "ResumeMra",
-        "resumed",
-        mra_id,
-        ref,
-        document,
-        document_hash,
-        None,
-        as_json,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
-
-
-@app.command("terminate")
-@handle_client_errors
-def terminate_command(
-    mra_id: MraIdArg,
-    reason: ReasonOpt,
-    ref: RefOpt = None,
-    document: DocumentOpt = None,
-    document_hash: DocHashOpt = None,
-    directory: DirOpt = None,
-    node: NodeOpt = None,
-    identity: IdentityOpt = None,
-    identity_dir: IdentityDirOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Terminate an MRA for good (any party, unilaterally)."""
-    _step(
-        "TerminateMra",
-        "terminated",
-        mra_id,
-        ref,
-        document,
-        document_hash,
-        reason,
-        as_json,
-        directory=directory,
-        node=node,
-        identity=identity,
-        identity_dir=identity_dir,
-    )
+_step_command(
+    "sign",
+    "SignMra",
+    "signed",
+    "Sign an MRA as one party (admin). The act must be the proposed one, which is the "
+    "default; giving it checks that you sign the text you mean.",
+    with_reason=False,
+    signing=True,
+)
+_step_command(
+    "suspend",
+    "SuspendMra",
+    "suspended",
+    "Suspend an MRA in force (any party, unilaterally).",
+    with_reason=True,
+)
+_step_command(
+    "resume",
+    "ResumeMra",
+    "resumed",
+    "Resume a suspended MRA (only the party that suspended it).",
+    with_reason=False,
+)
+_step_command(
+    "terminate",
+    "TerminateMra",
+    "terminated",
+    "Terminate an MRA for good (any party, unilaterally).",
+    with_reason=True,
+)
 
 
 def _show(doc: dict[str, Any]) -> None:

@@ -177,13 +177,17 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
 
 
 def test_import_a_register_of_2000_rows(node_dir: Path, tmp_path: Path) -> None:
+    # on the ledger before the import (issued here: tests of a module may run on
+    # different xdist workers, each with its own node directory)
+    existing = write(tmp_path / "existing.json", aeo_record("KZ-AEO-2026-000999"))
+    assert caravan("aeo", "issue", "--dir", node_dir, *OFFICER, "--record", existing)[0] == 0
     rows = register_rows(2000)
     rows[9][7] = "AEOX"  # row 10: not an AEO type
     rows[99][11] = "maybe"  # row 100: consent is not a boolean
     rows[499][0] = rows[498][0]  # row 500: the same certificate twice in the file
     rows[999][10] = iso(-2 * 86400)  # row 1000: valid_until before validated_at
     rows[1499][8] = "importer;smuggler"  # row 1500: not a supply-chain role
-    rows[1999][0] = "KZ-AEO-2026-000001"  # row 2000: already on the ledger
+    rows[1999][0] = "KZ-AEO-2026-000999"  # row 2000: already on the ledger
     register = write_csv(tmp_path / "register.csv", rows)
 
     # --atomic: one invalid row refuses the file, nothing is submitted
