@@ -1,7 +1,8 @@
 """Dependencies point one way (ARCHITECTURE.md): cli, api → node → chaincode, trust_services.
 
-The chaincode must run alone in a chaincode container: it imports only the standard
-library and `cryptography`.
+The contracts must run alone in a chaincode container: they import only the standard
+library and `cryptography`; the chaincode server that serves them to a Fabric peer
+(chaincode/server/) adds gRPC and Fabric's protocol buffers, nothing of the node.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ ALLOWED = {
 }
 
 
-def imports_of(package: str) -> dict[str, set[str]]:
+def imports_of(package: str, exclude: str | None = None) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in (ROOT / package).rglob("*.py"):
+        if exclude and path.is_relative_to(ROOT / exclude):
+            continue
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -47,5 +50,20 @@ def test_dependency_direction(package: str) -> None:
 
 def test_chaincode_imports_only_stdlib_and_cryptography() -> None:
     allowed = set(sys.stdlib_module_names) | {"cryptography", "chaincode", "__future__"}
-    extra = {name: files for name, files in imports_of("chaincode").items() if name not in allowed}
+    found = imports_of("chaincode", exclude="chaincode/server")
+    extra = {name: files for name, files in found.items() if name not in allowed}
     assert not extra, f"chaincode imports third-party modules: {extra}"
+
+
+def test_chaincode_server_adds_only_grpc_and_fabric_protos() -> None:
+    allowed = set(sys.stdlib_module_names) | {
+        "cryptography",
+        "chaincode",
+        "__future__",
+        "grpc",
+        "google",
+        "fabric_protos",
+    }
+    found = imports_of("chaincode/server")
+    extra = {name: files for name, files in found.items() if name not in allowed}
+    assert not extra, f"the chaincode server imports more than gRPC and protos: {extra}"
