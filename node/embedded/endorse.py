@@ -33,12 +33,14 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import NamedTuple
 
+from chaincode.envelope import ProposalRefused, check_envelope
+from chaincode.envelope import SignedProposal as _AnySignedProposal
 from chaincode.merkle import leaf_hash
 from chaincode.router import invoke
 from chaincode.stub import Creator
 
-from ..errors import LedgerError, NodeError, ProposalError, Rejected
-from ..proposal import MAX_CHAIN, Proposal, SignedProposal, parse_proposal, verify_signature
+from ..errors import LedgerError, NodeError
+from ..proposal import Proposal, SignedProposal, node_error
 from .blocks import tx_record
 from .creators import TRUST_PREFIXES, CreatorVerifier
 from .store import Store
@@ -101,19 +103,9 @@ Result = Endorsed | Untrusted | Refused
 def precheck(signed: SignedProposal, channel: str) -> Proposal | NodeError:
     """Parse and verify one proposal (the verify releases the GIL)."""
     try:
-        if not isinstance(signed, SignedProposal):
-            raise ProposalError("not a signed proposal")
-        proposal = parse_proposal(signed.proposal)
-        if proposal.channel != channel:
-            raise Rejected(
-                "WRONG_CHANNEL", f"the proposal is for channel {proposal.channel!r}", 400
-            )
-        if len(signed.chain) > MAX_CHAIN:
-            raise ProposalError(f"the carried certificate chain is longer than {MAX_CHAIN}")
-        verify_signature(signed)
-    except NodeError as exc:
-        return exc
-    return proposal
+        return check_envelope(signed, channel)
+    except ProposalRefused as exc:
+        return node_error(exc)
 
 
 def chain_hashes(chain: Sequence[bytes]) -> list[str]:
@@ -270,7 +262,7 @@ def _pack(
     index: dict[bytes, int] = {}
     items: list[tuple[bytes, bytes, int, tuple[int, ...]] | None] = []
     for s in proposals:
-        if not isinstance(s, SignedProposal):
+        if not isinstance(s, _AnySignedProposal):
             items.append(None)
             continue
         cert = index.setdefault(s.certificate, len(index))
