@@ -95,6 +95,53 @@ class _View:
         return Store.history(self.conn, key)
 
 
+_ABSENT = (-1, b"")
+
+
+class _ReadCache:
+    """Committed values for :meth:`EmbeddedLedger.evaluate`, shared by reader threads.
+
+    Readers fill it; once a block is durable the committer drops the keys it wrote.
+    A reader caches what it read only if no block became durable meanwhile (``gen``),
+    so a value read just before a commit can never outlive it.
+    """
+
+    __slots__ = ("gen", "lock", "values")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.gen = 0
+        self.values: dict[str, tuple[int, bytes]] = {}
+
+    def invalidate(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            self.gen += 1
+            for key in keys:
+                self.values.pop(key, None)
+
+
+class _CachedView(_View):
+    """A reader's view of committed state through the shared :class:`_ReadCache`."""
+
+    def __init__(self, conn: sqlite3.Connection, reads: _ReadCache):
+        super().__init__(conn, None)
+        self.reads = reads
+
+    def get(self, key: str) -> tuple[int, bytes] | None:
+        reads = self.reads
+        hit = reads.values.get(key)
+        if hit is not None:
+            return None if hit is _ABSENT else hit
+        gen = reads.gen
+        found = Store.get(self.conn, key)
+        with reads.lock:
+            if reads.gen == gen:
+                if len(reads.values) >= _CACHE_LIMIT:
+                    reads.values.clear()
+                reads.values[key] = _ABSENT if found is None else found
+        return found
+
+
 @dataclass(slots=True)
 class _Entry:
     """One transaction ordered into the block being built."""
@@ -199,6 +246,7 @@ class EmbeddedLedger:
         n = cores if workers is None else workers
         self._endorsers = Endorsers(store.path, self.channel, n) if n > 0 else None
         self._cache: dict[str, tuple[int, bytes]] = {}
+        self._reads = _ReadCache()  # evaluate()'s cache of committed values
         # the committer reads through its own connection: the writer's holds the open block
         self._view = _View(store.connect_reader(), self._cache)
         self._broken: str | None = None
@@ -461,6 +509,7 @@ class EmbeddedLedger:
         self._settled = number + 1
         for key in inflight.built.written:  # a read during the write may have cached old bytes
             self._cache.pop(key, None)
+        self._reads.invalidate(inflight.built.written)
         if inflight.built.trust_changed:
             self._creators.invalidate()
         for entry in inflight.block:
@@ -571,7 +620,7 @@ class EmbeddedLedger:
     ) -> Response:
         """Run a query on the committed state (writes are discarded, as in Fabric)."""
         now = self.clock()
-        view = _View(self.store.reader(), None)
+        view = _CachedView(self.store.reader(), self._reads)
         stub = TxStub(view, creator, secrets.token_hex(32), divmod(now, 1_000_000_000))
         return invoke(stub, function, list(args))
 
