@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Mapping
 import anyio.to_thread
 from fastapi import FastAPI
 
+from node.embedded.ledger import EmbeddedLedger
 from node.index import Index
 from node.node import Node
 from node.services.context import NodeContext
@@ -33,6 +34,7 @@ from trust_services.pki import OrgPki
 from trust_services.server import TrustServicesApp
 
 from .deps import ApiState
+from .fastpath import RecognitionFastRoute
 from .limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from .problems import install_problem_handlers
 from .routes import ROUTERS, TAGS
@@ -81,6 +83,7 @@ def create_app(
         sealers=OrgSealers(pkis, clock=clock),
         index=opened,
         clock_s=lambda: clock() / 1e9,
+        inline_reads=isinstance(ctx.ledger, EmbeddedLedger),
     )
 
     @contextlib.asynccontextmanager
@@ -109,6 +112,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
     for router in ROUTERS:
         app.include_router(router)
+    app.router.routes.insert(0, RecognitionFastRoute(state))  # falls through when invalid
     if trust_services and pkis:
         # TrustServicesApp reads the full path (/orgs/{ORG}/…): Starlette's Mount keeps it
         app.mount("/orgs", TrustServicesApp(pkis.values()), name="trust-services")

@@ -16,10 +16,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from cryptography import x509
 from fastapi import Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from node.errors import NodeError
 from node.index import Index, IndexUnavailable
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("caravan.api")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class CommitSignal:
@@ -75,6 +79,9 @@ class ApiState:
     #: seconds since the epoch, the node's clock (RFC 9421 ``created`` is checked with it)
     clock_s: Callable[[], float] = field(default=lambda: 0.0)
     commits: CommitSignal = field(default_factory=CommitSignal)
+    #: point reads answer in microseconds from a local ledger (embedded): run them on
+    #: the event loop, where a thread-pool hop would cost more than the read itself
+    inline_reads: bool = False
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
     _members: Any = None
 
@@ -87,6 +94,13 @@ class ApiState:
         self.trust = trust
         self.signed = signed_caller(trust, clock=self.clock_s)
         self.optional = optional_caller(trust, clock=self.clock_s)
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a point read (one record, one recognition check) for an async route:
+        inline when :attr:`inline_reads`, else in the thread pool (a remote ledger)."""
+        if self.inline_reads:
+            return fn(*args, **kwargs)
+        return await run_in_threadpool(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ index
     def catch_up(self) -> int:
@@ -114,17 +128,21 @@ class ApiState:
         return self.index
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    """Async so that FastAPI does not send it to the thread pool (a dependency that
+    is a plain ``def`` costs a thread hop on every request)."""
     state: ApiState = request.app.state.caravan
     return state
 
 
 async def _optional_caller(request: Request) -> Caller | None:
-    return await get_state(request).optional(request)
+    state: ApiState = request.app.state.caravan
+    return await state.optional(request)
 
 
 async def _signed_caller(request: Request) -> Caller:
-    return await get_state(request).signed(request)
+    state: ApiState = request.app.state.caravan
+    return await state.signed(request)
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]

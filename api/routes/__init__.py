@@ -12,12 +12,14 @@ from . import aeo, ledger, mra, trace, transactions, trust, validation
 
 __all__ = ["ROUTERS", "TAGS"]
 
+#: in the order requests are matched: FastAPI tries routes one by one (a few µs each),
+#: so the routers of the most frequent calls (recognition checks, AEO status) come first
 ROUTERS: list[APIRouter] = [
+    mra.router,
+    aeo.router,
+    trace.router,
     ledger.router,
     trust.router,
-    aeo.router,
-    mra.router,
-    trace.router,
     transactions.router,
     validation.router,
 ]

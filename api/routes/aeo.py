@@ -115,8 +115,8 @@ def list_aeos(
     response_model_exclude_unset=True,
     responses=_SIGNED,
 )
-def read_aeo(aeo_id: AeoIdPath, state: StateDep, caller: OptionalCallerDep) -> dict[str, Any]:
-    return aeo.view_for(state.ctx, aeo_id, _viewer(caller))
+async def read_aeo(aeo_id: AeoIdPath, state: StateDep, caller: OptionalCallerDep) -> dict[str, Any]:
+    return await state.read(aeo.view_for, state.ctx, aeo_id, _viewer(caller))
 
 
 @router.get(
@@ -138,9 +138,9 @@ def aeo_history(
     response_model=AeoStatusAt,
     responses=problem_responses(400, 404, 422),
 )
-def aeo_status(
+async def aeo_status(
     aeo_id: AeoIdPath,
     state: StateDep,
     at: Annotated[str | None, Query(pattern=TIME, examples=["2026-06-01T00:00:00Z"])] = None,
 ) -> dict[str, Any]:
-    return aeo.status_at(state.ctx, aeo_id, at)
+    return await state.read(aeo.status_at, state.ctx, aeo_id, at)

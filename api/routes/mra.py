@@ -63,8 +63,8 @@ def list_mras(
     response_model=Mra,
     responses=problem_responses(404, 422),
 )
-def read_mra(mra_id: MraIdPath, state: StateDep) -> dict[str, Any]:
-    return mra.get(state.ctx, mra_id)
+async def read_mra(mra_id: MraIdPath, state: StateDep) -> dict[str, Any]:
+    return await state.read(mra.get, state.ctx, mra_id)
 
 
 @router.get(
@@ -73,8 +73,8 @@ def read_mra(mra_id: MraIdPath, state: StateDep) -> dict[str, Any]:
     response_model=MraStateAt,
     responses=problem_responses(400, 404, 422),
 )
-def mra_state_at(mra_id: MraIdPath, state: StateDep, at: AtQuery = None) -> dict[str, Any]:
-    return mra.state_at(state.ctx, mra_id, at)
+async def mra_state_at(mra_id: MraIdPath, state: StateDep, at: AtQuery = None) -> dict[str, Any]:
+    return await state.read(mra.state_at, state.ctx, mra_id, at)
 
 
 @router.get(
@@ -83,10 +83,10 @@ def mra_state_at(mra_id: MraIdPath, state: StateDep, at: AtQuery = None) -> dict
     response_model=Recognition,
     responses=problem_responses(400, 404, 422),
 )
-def recognition_check(
+async def recognition_check(
     state: StateDep,
     aeo_id: Annotated[str, Query(pattern=AEO_ID, examples=["KZ-AEO-2026-000123"])],
     country: Annotated[str, Query(pattern=COUNTRY, examples=["UZ"])],
     at: AtQuery = None,
 ) -> dict[str, Any]:
-    return recognition.check(state.ctx, aeo_id, country, at)
+    return await state.read(recognition.check, state.ctx, aeo_id, country, at)

@@ -50,6 +50,10 @@ class NodeContext:
 
     def query(self, function: str, arg: dict[str, Any] | None = None) -> Any:
         """Evaluate a read-only contract function; its JSON answer, or the error it gave."""
+        return json.loads(self.query_json(function, arg))
+
+    def query_json(self, function: str, arg: dict[str, Any] | None = None) -> bytes:
+        """:meth:`query`'s answer as the contract's canonical JSON bytes (not parsed)."""
         try:
             args = [] if arg is None else [canonical_json(arg).decode("utf-8")]
         except CanonicalJsonError as exc:
@@ -57,7 +61,7 @@ class NodeContext:
         response = self.ledger.evaluate(function, args)
         if response.status != 200:
             raise contract_error(response.status, response.message)
-        return json.loads(response.payload)
+        return response.payload
 
 
 def as_time(value: Timestamp | None, ctx: NodeContext) -> str:
