@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trust_services.pki import atomic_write
 
@@ -44,6 +52,7 @@ __all__ = [
     "Limits",
     "Listen",
     "NodeConfig",
+    "PeerConfig",
     "load_config",
     "save_config",
 ]
@@ -84,10 +93,80 @@ class Listen(_Strict):
         return value
 
 
+_ENDPOINT = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}\Z|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}\Z")
+CHAINCODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\Z")
+
+
+class PeerConfig(_Strict):
+    """The Gateway peer of the ``fabric`` backend (paths relative to the node directory)."""
+
+    endpoint: str
+    tls_ca: str
+    server_name: str | None = None
+    tls_client_cert: str | None = None
+    tls_client_key: str | None = None
+    timeout_s: Annotated[int, Field(ge=1, le=600)] = 30
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        match = _ENDPOINT.match(value)
+        if not match or not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError("must be HOST:PORT, e.g. peer0.kz.example:7051")
+        return value
+
+    @field_validator("tls_ca", "tls_client_cert", "tls_client_key", "server_name")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> PeerConfig:
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("mutual TLS needs both tls_client_cert and tls_client_key")
+        return self
+
+
 class LedgerConfig(_Strict):
+    """``backend: embedded`` (path) or ``backend: fabric`` (peer, msp_id, chaincode)."""
+
     backend: Literal["embedded", "fabric"] = "embedded"
     path: str = "data/ledger.db"
     node_identity: str
+    peer: PeerConfig | None = None
+    msp_id: str | None = None
+    chaincode: str | None = None
+
+    @field_validator("msp_id")
+    @classmethod
+    def _msp(cls, value: str | None) -> str | None:
+        if value is not None and not ORG_ID.match(value):
+            raise ValueError("must be 2-32 of A-Z, a-z, 0-9, '-' (e.g. KZ-CUSTOMS)")
+        return value
+
+    @field_validator("chaincode")
+    @classmethod
+    def _chaincode(cls, value: str | None) -> str | None:
+        if value is not None and not CHAINCODE.match(value):
+            raise ValueError("must be a chaincode name (A-Z, a-z, 0-9, '.', '_', '-'; up to 64)")
+        return value
+
+    @model_validator(mode="after")
+    def _backend(self) -> LedgerConfig:
+        fabric_keys = [k for k in ("peer", "msp_id", "chaincode") if getattr(self, k) is not None]
+        if self.backend == "embedded" and fabric_keys:
+            raise ValueError(f"{fabric_keys[0]} is only for backend: fabric")
+        if self.backend == "fabric":
+            missing = [k for k in ("peer", "msp_id") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"backend fabric needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def chaincode_name(self) -> str:
+        return self.chaincode or "caravan"
 
     @field_validator("node_identity")
     @classmethod

@@ -48,6 +48,7 @@ from .config import (
 )
 from .embedded.ledger import EmbeddedLedger
 from .errors import NodeError
+from .fabric import FabricLedger, PeerConnection
 from .proposal import KeySigner, make_proposal
 from .services.context import Clock, NodeContext
 from .wallet import Wallet, WalletEntry
@@ -146,7 +147,7 @@ class Node:
         config: NodeConfig,
         wallet: Wallet,
         pkis: dict[str, OrgPki],
-        ledger: EmbeddedLedger,
+        ledger: EmbeddedLedger | FabricLedger,
         node_signer: KeySigner,
         clock: Clock,
     ) -> None:
@@ -175,13 +176,9 @@ class Node:
     ) -> Node:
         """Load ``node.yaml``, unlock each hosted organisation's key store and open the
         ledger with the node identity as block signer. ``ledger_options`` go to
-        :meth:`EmbeddedLedger.open` (``max_skew_s``, ``timestamper`` …)."""
+        :meth:`EmbeddedLedger.open` (``max_skew_s``, ``timestamper`` …), or to
+        :class:`FabricLedger` for ``backend: fabric`` (``max_in_flight`` …)."""
         config = load_config(directory)
-        if config.ledger.backend != "embedded":
-            raise BackendUnavailable(
-                f"ledger backend {config.ledger.backend!r} is not available yet: "
-                "use backend: embedded"
-            )
         pkis = {o.org: _unlock(config, o.org, passphrases, pins) for o in config.orgs}
         wallet = Wallet(config.wallet_dir)
         node_signer = wallet.signer(config.ledger.node_identity, pkis)
@@ -190,6 +187,9 @@ class Node:
                 f"{CONFIG_FILE}: ledger.node_identity: {config.ledger.node_identity} belongs "
                 f"to {node_signer.msp_id}, which is not hosted here"
             )
+        if config.ledger.backend == "fabric":
+            fabric = _fabric_ledger(config, node_signer, clock, ledger_options)
+            return cls(config, wallet, pkis, fabric, node_signer, clock)
         ledger = EmbeddedLedger.open(config.ledger_path, node_signer, clock=clock, **ledger_options)
         if ledger.channel != config.channel:
             ledger.close()
@@ -218,6 +218,55 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_pem(config: NodeConfig, key: str, path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    resolved = config.resolve(path)
+    try:
+        data = resolved.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{CONFIG_FILE}: ledger.peer.{key}: cannot read {resolved}: {exc.strerror}"
+        ) from None
+    if b"-----BEGIN " not in data:
+        raise ConfigError(f"{CONFIG_FILE}: ledger.peer.{key}: {resolved} is not a PEM file")
+    return data
+
+
+def _fabric_ledger(
+    config: NodeConfig, node_signer: KeySigner, clock: Clock, options: Mapping[str, Any]
+) -> FabricLedger:
+    """The ``fabric`` backend: the Gateway peer of ``ledger.peer``, as the node identity."""
+    ledger = config.ledger
+    peer = ledger.peer
+    assert peer is not None  # LedgerConfig requires it for backend fabric
+    if node_signer.msp_id != ledger.msp_id:
+        raise ConfigError(
+            f"{CONFIG_FILE}: ledger.msp_id: {ledger.msp_id} but ledger.node_identity "
+            f"{ledger.node_identity} belongs to {node_signer.msp_id}"
+        )
+    timeout = float(peer.timeout_s)
+    connection = PeerConnection(
+        peer.endpoint,
+        tls_ca=_read_pem(config, "tls_ca", peer.tls_ca),
+        server_name=peer.server_name,
+        client_cert=_read_pem(config, "tls_client_cert", peer.tls_client_cert),
+        client_key=_read_pem(config, "tls_client_key", peer.tls_client_key),
+        evaluate_timeout_s=timeout,
+        endorse_timeout_s=timeout,
+        submit_timeout_s=timeout,
+        commit_timeout_s=2 * timeout,
+    )
+    return FabricLedger(
+        connection,
+        node_signer,
+        channel=config.channel,
+        chaincode=ledger.chaincode_name,
+        clock=clock,
+        **options,
+    )
 
 
 def _unlock(
