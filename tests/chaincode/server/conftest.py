@@ -1,0 +1,54 @@
+"""Fixtures: the chaincode server on a loopback port (in a thread with its own event loop)
+and a test peer connected to it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from chaincode.server import ChaincodeServer
+
+from .peer import TestPeer
+
+CCID = "caravan_1.0:" + "ab" * 32
+
+
+@dataclass
+class Running:
+    server: ChaincodeServer
+    address: str
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(0), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def start_server(**options: object) -> Running:
+    loop = asyncio.new_event_loop()
+    server = ChaincodeServer("127.0.0.1:0", CCID, **options)  # type: ignore[arg-type]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    port = asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    return Running(server, f"127.0.0.1:{port}", loop, thread)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[Running]:
+    run = start_server()
+    yield run
+    run.stop()
+
+
+@pytest.fixture
+def peer(running: Running) -> Iterator[TestPeer]:
+    peer = TestPeer.connect(running.address)
+    yield peer
+    peer.close()
+    assert peer.violations == []
