@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
     PublicKeyTypes,
 )
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import _der
 from .errors import InputError, KeyStoreError, PkiError
@@ -44,9 +44,10 @@ from .keystore import (
     generate_software_key,
     x509_hash,
 )
-from .profiles import CertProfile, Endpoints, extensions_for
+from .profiles import ROLE_ATTRIBUTE_OID, CertProfile, Endpoints, extensions_for, role_attributes
 
 __all__ = [
+    "FABRIC_ROLES",
     "REVOCATION_REASONS",
     "HsmConfig",
     "IssuedCertificate",
@@ -84,6 +85,9 @@ _VALIDITY_DAYS = {
     CertProfile.MEMBER: 2 * 365,
 }
 _CRL_DAYS = {"issuing": 7, "root": 90}
+#: the node OUs a Hyperledger Fabric MSP with NodeOUs enabled expects (docs/fabric.md)
+FABRIC_ROLES = ("client", "peer", "admin", "orderer")
+_FABRIC_VALIDITY_DAYS = 2 * 365
 
 
 def _utcnow() -> dt.datetime:
@@ -356,21 +360,135 @@ class OrgPki:
         cert = sign_certificate(builder, issuer_key)
         return self._record(cert, profile, label, issuer_label)
 
+    def new_key(self, label: str, algorithm: KeyAlgorithm | None = None) -> SigningKey:
+        """A new key in the organisation's key store (to certify with a Fabric profile)."""
+        return self._store_for(label).generate(label, algorithm or self.config.algorithm)
+
+    def issue_fabric_certificate(
+        self,
+        public_key: CertificateIssuerPublicKeyTypes,
+        *,
+        role: str,
+        common_name: str,
+        label: str,
+        tls_hosts: Iterable[str] = (),
+        tls: bool = False,
+        member_role: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> IssuedCertificate:
+        """A certificate for a Hyperledger Fabric process or user, from the issuing CA.
+
+        An identity certificate (``tls=False``) carries the node OU Fabric's MSP reads
+        (``OU=client|peer|admin|orderer``); a TLS certificate (``tls=True``) is for a
+        server and client both (EKU serverAuth + clientAuth) and names ``tls_hosts``
+        (DNS names or IP addresses) as subject alternative names. The key is the
+        caller's (Fabric reads its keys from files), or one made with :meth:`new_key`
+        for an identity Caravan signs with; ``member_role`` then adds the Caravan role
+        attribute a ledger member certificate carries.
+        """
+        import ipaddress
+
+        if role not in FABRIC_ROLES:
+            raise PkiError(f"a Fabric role is one of {', '.join(FABRIC_ROLES)} (got {role!r})")
+        hosts = list(tls_hosts)
+        if tls and not hosts:
+            raise PkiError("a Fabric TLS certificate needs at least one host name or address")
+        now = now or _utcnow()
+        issuer_cert = self.certificate("issuing")
+        subject = self._subject(
+            CertProfile.MEMBER,
+            common_name,
+            [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role)],
+        )
+        not_after = min(
+            now + dt.timedelta(days=_FABRIC_VALIDITY_DAYS), issuer_cert.not_valid_after_utc
+        )
+        endpoints = self.config.endpoints
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer_cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key(issuer_cert)),
+                False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=tls,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            )
+            .add_extension(
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            full_name=[x509.UniformResourceIdentifier(endpoints.crl("issuing"))],
+                            relative_name=None,
+                            reasons=None,
+                            crl_issuer=None,
+                        )
+                    ]
+                ),
+                False,
+            )
+        )
+        if member_role is not None:
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(
+                    x509.ObjectIdentifier(ROLE_ATTRIBUTE_OID), role_attributes(member_role)
+                ),
+                False,
+            )
+        if tls:
+            names: list[x509.GeneralName] = []
+            for host in hosts:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(host)))
+                except ValueError:
+                    names.append(x509.DNSName(host))
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                False,
+            ).add_extension(x509.SubjectAlternativeName(names), False)
+        cert = sign_certificate(builder, self.key("issuing"))
+        return self._record_as(cert, f"fabric-{'tls' if tls else role}", label, "issuing")
+
     def _record(
         self, cert: x509.Certificate, profile: CertProfile, label: str | None, issuer: str
+    ) -> IssuedCertificate:
+        return self._record_as(cert, profile.value, label, issuer)
+
+    def _record_as(
+        self, cert: x509.Certificate, profile: str, label: str | None, issuer: str
     ) -> IssuedCertificate:
         serial_hex = f"{cert.serial_number:x}"
         rel = Path("certs") / "issued" / f"{serial_hex}.pem"
         atomic_write(self.path / rel, cert.public_bytes(serialization.Encoding.PEM))
-        if profile.value in SERVICE_CERTS:
+        if profile in SERVICE_CERTS:
             atomic_write(
-                self.path / "certs" / f"{profile.value}.pem",
+                self.path / "certs" / f"{profile}.pem",
                 cert.public_bytes(serialization.Encoding.PEM),
             )
-            self._certs.pop(profile.value, None)
+            self._certs.pop(profile, None)
         index = self._index()
         index.certificates[serial_hex] = {
-            "profile": profile.value,
+            "profile": profile,
             "label": label,
             "subject": cert.subject.rfc4514_string(),
             "issuer": issuer,
@@ -379,7 +497,7 @@ class OrgPki:
             "revoked": None,
         }
         self._save_index(index)
-        return IssuedCertificate(cert.serial_number, profile.value, label, cert, self.path / rel)
+        return IssuedCertificate(cert.serial_number, profile, label, cert, self.path / rel)
 
     def issue_with_new_key(
         self,
