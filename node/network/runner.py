@@ -102,7 +102,8 @@ def chaincode_server_command(address: str, package_id: str) -> list[str] | None:
     when it is installed, else None."""
     if importlib.util.find_spec("chaincode.server.__main__") is None:
         return None
-    return [sys.executable, "-m", "chaincode.server", "--address", address, "--id", package_id]
+    # configured by the environment the runner sets: CHAINCODE_SERVER_ADDRESS, CHAINCODE_ID
+    return [sys.executable, "-m", "chaincode.server"]
 
 
 def _approvals(output: str) -> dict[str, bool]:
