@@ -55,7 +55,6 @@ from .wallet import Wallet, WalletEntry
 
 __all__ = [
     "INITIAL_ROLES",
-    "BackendUnavailable",
     "InitError",
     "KeyStoreLocked",
     "Node",
@@ -91,11 +90,6 @@ class KeyStoreLocked(NodeError):
 
     code = "KEY_STORE_LOCKED"
     status = 500
-
-
-class BackendUnavailable(NodeError):
-    code = "BACKEND_UNAVAILABLE"
-    status = 501
 
 
 def identity_name(org: str, role: str) -> str:

@@ -33,6 +33,8 @@ def block(ctx: NodeContext, number: int) -> BlockView:
     except LedgerCorrupted:
         raise
     except LedgerError as exc:  # beyond the height: "no block N (height H)"
+        if exc.status >= 500:  # the ledger cannot be reached (a Fabric peer down)
+            raise
         raise NotFound(str(exc)) from None
 
 

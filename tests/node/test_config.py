@@ -14,9 +14,7 @@ import yaml
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from node.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, save_config
-from node.errors import NodeError
 from node.node import (
-    BackendUnavailable,
     InitError,
     KeyStoreLocked,
     Node,
@@ -276,18 +274,15 @@ def test_open_refuses_without_a_passphrase_or_with_a_wrong_one(
     Node.open(directory).close()
 
 
-def test_open_refuses_the_fabric_backend_and_a_foreign_channel(
+def test_open_refuses_a_foreign_channel_and_fabric_without_a_peer(
     node_dir: Path, tmp_path: Path
 ) -> None:
     directory = copy_of(node_dir, tmp_path)
     config = load_config(directory)
     data = config.model_dump(mode="json", exclude_none=True)
-    data["ledger"]["backend"] = "fabric"
-    save_config(NodeConfig.build(directory, data))
-    with pytest.raises(BackendUnavailable, match="'fabric' is not available yet") as caught:
-        Node.open(directory)
-    assert isinstance(caught.value, NodeError) and caught.value.status == 501
-    data["ledger"]["backend"] = "embedded"
+    fabric = {**data, "ledger": {**data["ledger"], "backend": "fabric"}}
+    with pytest.raises(ConfigError, match="backend fabric needs peer and msp_id"):
+        NodeConfig.build(directory, fabric)
     data["channel"] = "other"
     save_config(NodeConfig.build(directory, data))
     with pytest.raises(ConfigError, match="channel: 'other' but the ledger is on 'caravan'"):
