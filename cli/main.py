@@ -33,6 +33,7 @@ for _module in (
     "mra",
     "recognition",
     "trace",
+    "chaincode",
 ):
     try:
         __import__(f"cli.{_module}")
