@@ -111,6 +111,7 @@ def generate_command(
             f"  {admin.msp_id}: node {network.node_dir(admin.msp_id)}, "
             f"package {network.package_id(admin.msp_id)}",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -133,12 +134,34 @@ def up_command(
             help="The ccaas external builder (holds bin/); default FABRIC_BIN/../builders/ccaas.",
         ),
     ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            help="Key-store passphrase of the first administration, to submit the ledger's "
+            "genesis (else CARAVAN_PASSPHRASE_<ORG> or its node's secrets/).",
+        ),
+    ] = None,
+    init_ledger: Annotated[
+        bool,
+        typer.Option(
+            "--init-ledger/--no-init-ledger",
+            help="Submit the Caravan genesis (InitLedger) when the ledger has no members.",
+        ),
+    ] = True,
 ) -> None:
     """Start the network as local processes: orderers, channel, peers, chaincode."""
     network = GeneratedNetwork.open(directory)
     binaries = FabricBinaries.find(fabric_bin, ccaas_builder)
-    LocalNetwork(network, binaries, progress=_say).up()
-    console.print(f"network up: channel {network.consortium.channel}, logs in {directory}/run/logs")
+    passphrase = resolve_passphrase(passphrase_file) if passphrase_file is not None else None
+    LocalNetwork(network, binaries, progress=_say).up(
+        init_ledger=init_ledger, passphrase=passphrase
+    )
+    console.print(
+        f"network up: channel {network.consortium.channel}, logs in {network.root}/run/logs",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("down")

@@ -566,6 +566,7 @@ def generate(
             secret.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             _write(secret, passphrase, 0o600)
         _write(node_dir / "fabric" / "tls-ca.pem", org.ca_bundle)
+        (node_dir / "data").mkdir(exist_ok=True)  # the index (SQLite by default)
         _write(node_dir / "node.yaml", _node_yaml(admin, consortium, node_identity, index_url))
 
     all_cas = [f"../../organizations/{a.slug}/tls-ca.pem" for a in consortium.administrations]

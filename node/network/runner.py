@@ -15,6 +15,7 @@ data in its own ``data/`` directory next to its configuration.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import json
@@ -28,8 +29,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives import serialization
+
+from trust_services.errors import TrustServiceError
+from trust_services.pki import OrgPki
 
 from ..errors import NodeError
+from ..node import passphrase_env, passphrase_for
+from ..proposal import SignedProposal
 from .consortium import Administration
 from .generate import GeneratedNetwork
 
@@ -41,6 +50,8 @@ __all__ = [
     "ProcessStatus",
     "chaincode_server_command",
 ]
+
+T = TypeVar("T")
 
 #: the Fabric programs ``up`` needs in ``--fabric-bin``
 BINARIES = ("peer", "orderer", "configtxgen", "osnadmin")
@@ -301,7 +312,11 @@ class LocalNetwork:
         )
 
     # ------------------------------------------------------------------ up
-    def up(self) -> None:
+    def up(self, *, init_ledger: bool = True, passphrase: bytes | None = None) -> None:
+        """Start what is not running and do what is not done. With ``init_ledger`` the
+        Caravan ledger's genesis (InitLedger, every administration a founding member) is
+        submitted when the key store of the first administration can be opened
+        (``passphrase``, CARAVAN_PASSPHRASE_<ORG> or the node's secrets/)."""
         if self.binaries is None:
             raise NetworkRunError("network up needs the Fabric binaries (--fabric-bin DIR)")
         bins = self.binaries
@@ -382,6 +397,8 @@ class LocalNetwork:
         for admin in cons.administrations:
             self._join_peers(admin, block)
         self._deploy_chaincode()
+        if init_ledger:
+            self._init_ledger_if_possible(passphrase)
         self.step("the network is up")
 
     def _join_peers(self, admin: Administration, block: Path) -> None:
@@ -530,6 +547,98 @@ class LocalNetwork:
             self._admin_env(first),
             "chaincode commit",
         )
+
+    # ------------------------------------------------------------------ the ledger
+    def _init_ledger_if_possible(self, passphrase: bytes | None) -> None:
+        first = self.consortium.administrations[0]
+        if (
+            passphrase is None
+            and passphrase_for(self.network.node_dir(first.msp_id), first.msp_id) is None
+        ):
+            self.step(
+                f"the Caravan ledger is not initialised: no passphrase for {first.msp_id} "
+                f"(set {passphrase_env(first.msp_id)} or generate with --store-passphrase, "
+                "then run up again)"
+            )
+            return
+        self.init_ledger(passphrase)
+
+    def init_ledger(self, passphrase: bytes | None = None) -> SignedProposal | None:
+        """Submit the Caravan genesis through the first administration's Caravan node
+        identity, signed by its admin; None when the ledger already has members."""
+        from chaincode.canonical import canonical_json
+
+        from ..fabric import FabricLedger, PeerConnection
+        from ..proposal import make_proposal
+        from ..wallet import Wallet
+
+        net, cons = self.network, self.consortium
+        first = cons.administrations[0]
+        node_dir = net.node_dir(first.msp_id)
+        secret = passphrase or passphrase_for(node_dir, first.msp_id)
+        if secret is None:
+            raise NetworkRunError(f"no passphrase for the key store of {first.msp_id}")
+        try:
+            pki = OrgPki(node_dir / "pki", first.msp_id).unlock(secret)
+            pki.key("issuing")
+        except TrustServiceError as exc:
+            raise NetworkRunError(f"{first.msp_id}: {exc}") from None
+        wallet = Wallet(node_dir / "wallet")
+        admin = wallet.signer(f"{first.slug}-admin", {first.msp_id: pki})
+        node_signer = wallet.signer(f"{first.slug}-node", {first.msp_id: pki})
+        peer = first.peers[0]
+        connection = PeerConnection(
+            peer.address,
+            tls_ca=(net.org_dir(first.msp_id) / "tls-ca.pem").read_bytes(),
+            server_name=peer.host,
+        )
+        ledger = FabricLedger(
+            connection, node_signer, channel=cons.channel, chaincode=cons.chaincode.name
+        )
+        try:
+            members = self._retry(lambda: ledger.evaluate("GetMembers", []), "GetMembers")
+            if members.status == 200 and json.loads(members.payload or b"[]"):
+                self.step("the Caravan ledger has its members")
+                return None
+            founding = {"members": [self._member(a) for a in cons.administrations]}
+            genesis = make_proposal(
+                admin,
+                "InitLedger",
+                [canonical_json(founding).decode("utf-8")],
+                channel=cons.channel,
+                timestamp=divmod(time.time_ns(), 10**9),
+            )
+            self.step("initialising the Caravan ledger (InitLedger, every administration)")
+            receipt = self._retry(lambda: ledger.submit(genesis), "InitLedger")
+            if receipt.code != "VALID":
+                raise NetworkRunError(
+                    f"InitLedger was refused: {receipt.code} {receipt.status} {receipt.message}"
+                )
+            return genesis
+        finally:
+            ledger.close()
+
+    def _member(self, admin: Administration) -> dict[str, object]:
+        pki = OrgPki(self.network.node_dir(admin.msp_id) / "pki", admin.msp_id)
+        der = pki.certificate("root").public_bytes(serialization.Encoding.DER)
+        return {
+            "msp_id": admin.msp_id,
+            "country": admin.country,
+            "name": admin.name,
+            "anchors": [{"kind": "root", "certificate": base64.b64encode(der).decode("ascii")}],
+        }
+
+    def _retry(self, call: Callable[[], T], what: str) -> T:
+        """Retry while the Gateway warms up (gossip shows it the other organisations'
+        peers a few seconds after they join)."""
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while True:
+            try:
+                return call()
+            except NodeError as exc:
+                if time.monotonic() > deadline:
+                    raise NetworkRunError(f"{what}: {exc}") from None
+                time.sleep(1.0)
 
     # ------------------------------------------------------------------ status, down
     def process_names(self) -> list[str]:
