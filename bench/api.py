@@ -366,7 +366,7 @@ def profile_runs(
         url = f"{profiled.base_url}/v1/recognition?{query}"
         recognition_load(url, args, wrk, args.warmup)
         load = recognition_load(url, args, wrk, args.seconds)
-    served = endpoint_calls(stats_file, "recognition_check")
+    served = endpoint_calls(stats_file, "check_json")  # api/fastpath.py
     say(
         f"server profile, recognition ({load['req_per_s']:,.0f} req/s while profiled, "
         f"{served} requests):"
