@@ -1,4 +1,4 @@
-"""`caravan network generate|up|down|status`: the Fabric network of the consortium.
+"""`caravan network generate|up|init-ledger|down|status`: the Fabric network of the consortium.
 
 ``caravan network generate --config network-config/consortium.yaml --out build/network``
 writes every administration's MSPs (from its own Caravan PKI), TLS certificates,
@@ -162,6 +162,26 @@ def up_command(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command("init-ledger")
+@_errors
+def init_ledger_command(
+    directory: NetworkDirOpt = Path("build/network"),
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            help="Key-store passphrase of the first administration (else "
+            "CARAVAN_PASSPHRASE_<ORG> or its node's secrets/).",
+        ),
+    ] = None,
+) -> None:
+    """Submit the Caravan genesis to a running network (e.g. one of docker compose)."""
+    network = GeneratedNetwork.open(directory)
+    passphrase = resolve_passphrase(passphrase_file) if passphrase_file is not None else None
+    genesis = LocalNetwork(network, progress=_say).init_ledger(passphrase)
+    console.print("ledger initialised" if genesis is not None else "the ledger has its members")
 
 
 @app.command("down")

@@ -587,6 +587,10 @@ class LocalNetwork:
         admin = wallet.signer(f"{first.slug}-admin", {first.msp_id: pki})
         node_signer = wallet.signer(f"{first.slug}-node", {first.msp_id: pki})
         peer = first.peers[0]
+        if not _port_open(peer.host, peer.port):
+            raise NetworkRunError(
+                f"{first.peer_id(peer)} does not answer on {peer.address}: start the network first"
+            )
         connection = PeerConnection(
             peer.address,
             tls_ca=(net.org_dir(first.msp_id) / "tls-ca.pem").read_bytes(),

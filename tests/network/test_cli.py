@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from cli import network as network_cli
 from cli._common import console, err_console
-from node.network.generate import GeneratedNetwork
+from node.network.generate import GeneratedNetwork, generate
 from tests.conftest import PASSPHRASE
-from tests.network.conftest import CONSORTIUM
+from tests.network.conftest import CONSORTIUM, consortium_on_free_ports
 
 console.width = err_console.width = 200
 app = typer.Typer()
@@ -114,3 +114,20 @@ def test_up_names_the_missing_binary(network: GeneratedNetwork, tmp_path: Path) 
         "network", "up", "--fabric-bin", tmp_path / "absent", "--dir", network.root
     )
     assert code == 3 and "is not a directory" in one_line(stderr)
+
+
+def test_init_ledger_needs_a_running_peer(tmp_path: Path) -> None:
+    network = generate(consortium_on_free_ports(), tmp_path / "net", PASSPHRASE)
+    secret = tmp_path / "pass"
+    secret.write_bytes(PASSPHRASE)
+    kz = network.consortium.administrations[0]
+    code, _, stderr = caravan("network", "init-ledger", "--dir", network.root)
+    assert code == 3
+    assert one_line(stderr) == ("error: no passphrase for the key store of KZ-CUSTOMS")
+    code, _, stderr = caravan(
+        "network", "init-ledger", "--dir", network.root, "--passphrase-file", secret
+    )
+    assert code == 3
+    assert one_line(stderr) == (
+        f"error: peer0.kz-customs does not answer on {kz.peers[0].address}: start the network first"
+    )
