@@ -39,13 +39,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from chaincode.server.package import ccaas_package, package_id
 from trust_services.errors import TrustServiceError
 from trust_services.pki import OrgPki, atomic_write, init_pki
 
 from ..config import IDENTITY_NAME, IndexConfig
 from ..wallet import KeyRef, Wallet, WalletEntry
 from .consortium import Administration, Consortium, ConsortiumError
-from .package import ccaas_package, connection_json, package_id
 from .templates import CCAAS_BUILDER_IN_IMAGE, configtx_header, core_yaml, orderer_yaml
 
 __all__ = ["GenerateError", "GeneratedNetwork", "generate"]
@@ -586,12 +586,8 @@ def generate(
         )
         step(f"packaging the chaincode for {admin.msp_id}")
         cc = consortium.chaincode
-        connection = connection_json(
-            admin.chaincode.address,
-            tls=cc.tls,
-            root_cert_pem=orgs[admin.msp_id].ca_bundle.decode() if cc.tls else None,
-        )
-        package = ccaas_package(cc.label, connection)
+        tls = {"tls": True, "root_cert": orgs[admin.msp_id].ca_bundle.decode()} if cc.tls else {}
+        package = ccaas_package(cc.label, admin.chaincode.address, **tls)
         _write(net.package(admin.msp_id), package)
         pkg_id = package_id(cc.label, package)
         _write(net.package(admin.msp_id).parent / "package-id", pkg_id + "\n")
