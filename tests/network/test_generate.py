@@ -332,3 +332,22 @@ def test_refusals(network: GeneratedNetwork, tmp_path: Path) -> None:
         generate(network.consortium, tmp_path / "new", PASSPHRASE, index_url="mysql://x/y")
     with pytest.raises(GenerateError, match="is not a generated network"):
         GeneratedNetwork.open(tmp_path)
+
+
+def test_fabric_certificates_refuse_bad_roles_and_hostless_tls(fresh_pki: OrgPki) -> None:
+    from trust_services.errors import PkiError
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    with pytest.raises(PkiError, match="a Fabric role is one of client, peer, admin, orderer"):
+        fresh_pki.issue_fabric_certificate(key, role="member", common_name="x", label="x")
+    with pytest.raises(PkiError, match="needs at least one host name"):
+        fresh_pki.issue_fabric_certificate(key, role="peer", common_name="x", label="x", tls=True)
+    issued = fresh_pki.issue_fabric_certificate(
+        key, role="peer", common_name="p", label="p-tls", tls=True, tls_hosts=["::1", "p.kz"]
+    )
+    sans = issued.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert [str(v) for v in sans.value.get_values_for_type(x509.IPAddress)] == ["::1"]
+    assert sans.value.get_values_for_type(x509.DNSName) == ["p.kz"]
+    # recorded in the CA's index like every certificate it issues (so it can be revoked)
+    assert fresh_pki.issued(issued.serial).profile == "fabric-tls"
+    assert fresh_pki.revoke(issued.serial, "key-compromise").status == "revoked"
