@@ -34,6 +34,7 @@ for _module in (
     "recognition",
     "trace",
     "chaincode",
+    "network",
 ):
     try:
         __import__(f"cli.{_module}")
