@@ -19,6 +19,7 @@ at 1 and at 200 transactions in flight on one stream. Prints a table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import socket
@@ -50,16 +51,47 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of all the server's threads."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def run(pid: int, make: list[Callable[[], Future[Any]]], inflight: int) -> tuple[float, float, int]:
-    """(server CPU µs per tx, tx/s, non-200 answers) for the calls in ``make``."""
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the server's threads, summed by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[name] = cpu.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
+def run(
+    pid: int, make: list[Callable[[], Future[Any]]], inflight: int
+) -> tuple[float, float, float, int]:
+    """(server CPU µs per tx, server context switches per tx, tx/s, non-200 answers)."""
     bad = 0
     pending: deque[Future[Any]] = deque()
+    switches0 = context_switches(pid)
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     for start in make:
         pending.append(start())
@@ -68,12 +100,19 @@ def run(pid: int, make: list[Callable[[], Future[Any]]], inflight: int) -> tuple
     while pending:
         bad += TestPeer.response(pending.popleft().result(60)).status != 200
     wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
-    return cpu / len(make) * 1e6, len(make) / wall, bad
+    switches = (context_switches(pid) - switches0) / len(make)
+    return cpu / len(make) * 1e6, switches, len(make) / wall, bad
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tx", type=int, default=2000, help="transactions per measurement")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run the server under cProfile, stats to FILE"
+    )
+    parser.add_argument(
+        "--threads", action="store_true", help="also print the server's CPU by thread name"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="caravan-bench-") as tmp:
         root = Path(tmp)
@@ -91,7 +130,9 @@ def main() -> None:
             "CHAINCODE_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
-        server = subprocess.Popen([sys.executable, "-m", "chaincode.server"], env=env, cwd=ROOT)
+        profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        command = [sys.executable, *profile, "-m", "chaincode.server"]
+        server = subprocess.Popen(command, env=env, cwd=ROOT)
         try:
             for _ in range(100):
                 try:
@@ -133,18 +174,25 @@ def main() -> None:
                     signed.append(
                         propose(operator, "AnchorEvents", {"sez": SEZ, "events": [event]})
                     )
-                writes = [lambda s=s: submit_async(peer, s) for s in signed]
+                writes: list[Callable[[], Future[Any]]] = [
+                    functools.partial(submit_async, peer, s) for s in signed
+                ]
                 run(server.pid, reads[:50], inflight)  # warm-up
                 for name, calls in (("read IsRecognised", reads), ("write AnchorEvents", writes)):
-                    us, rate, bad = run(server.pid, calls, inflight)
-                    rows.append((name, inflight, us, rate, bad))
+                    rows.append((name, inflight, *run(server.pid, calls, inflight)))
+            threads = thread_cpu(server.pid)
             peer.close()
         finally:
             server.terminate()
             server.wait(20)
-    print(f"{'transaction':<22}{'in flight':>10}{'CPU µs/tx':>12}{'tx/s':>10}{'non-200':>9}")
-    for name, inflight, us, rate, bad in rows:
-        print(f"{name:<22}{inflight:>10}{us:>12.0f}{rate:>10.0f}{bad:>9}")
+    print(
+        f"{'transaction':<22}{'in flight':>10}{'CPU µs/tx':>12}{'switches/tx':>13}"
+        f"{'tx/s':>10}{'non-200':>9}"
+    )
+    for name, inflight, us, switches, rate, bad in rows:
+        print(f"{name:<22}{inflight:>10}{us:>12.0f}{switches:>13.1f}{rate:>10.0f}{bad:>9}")
+    if args.threads:
+        print("server CPU by thread (s):", {k: round(v, 2) for k, v in sorted(threads.items())})
 
 
 if __name__ == "__main__":

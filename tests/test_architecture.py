@@ -63,6 +63,7 @@ def test_chaincode_server_adds_only_grpc_and_fabric_protos() -> None:
         "grpc",
         "google",
         "fabric_protos",
+        "greenlet",
     }
     found = imports_of("chaincode/server")
     extra = {name: files for name, files in found.items() if name not in allowed}

@@ -9,11 +9,13 @@ core/chaincode/handler.go are the reference):
 
 - we send REGISTER (``ChaincodeID{name: package id}``); the peer answers REGISTERED, then
   READY; KEEPALIVE is echoed;
-- TRANSACTION and INIT run concurrently, keyed by (channel id, tx id), each in a worker
-  thread (the contracts are synchronous); their stub calls and the final COMPLETED
-  (payload: a peer ``Response``; the chaincode event in ``chaincode_event``) or ERROR go
-  through ONE send queue that only the stream's writer drains;
-- the peer's RESPONSE/ERROR to a stub call wakes the waiting transaction (ERROR raises);
+- TRANSACTION and INIT run concurrently, keyed by (channel id, tx id), each in its own
+  greenlet on the event loop's thread (the contracts are synchronous, CPU-bound and
+  short: a few ms); their stub calls and the final COMPLETED (payload: a peer
+  ``Response``; the chaincode event in ``chaincode_event``) or ERROR go through ONE send
+  queue that only the stream's writer drains;
+- the peer's RESPONSE/ERROR to a stub call switches back into the waiting transaction
+  (ERROR raises); no threads and no cross-thread wake-ups per call;
 - an exception outside the contracts answers ERROR at once; the contracts' own
   exceptions are 500 responses from the router.
 
@@ -28,7 +30,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ _REGISTERED, _READY, _KEEPALIVE = Msg.REGISTERED, Msg.READY, Msg.KEEPALIVE
 _TRANSACTION, _INIT = Msg.TRANSACTION, Msg.INIT
 _RESPONSE, _ERROR, _COMPLETED = Msg.RESPONSE, Msg.ERROR, Msg.COMPLETED
 _NAMES = {v: k for k, v in Msg.Type.items()}
+#: kept for the ``workers`` option's compatibility: transactions no longer use threads
 DEFAULT_WORKERS = 64
 _MAX_MESSAGE = 100 * 1024 * 1024  # the peer's default gRPC message limit
 _GRPC_OPTIONS = [
@@ -73,23 +75,17 @@ def _short(txid: str) -> str:
 class _Session:
     """One Connect stream: handshake state, transactions in flight, the send queue."""
 
-    def __init__(self, ccid: str, pool: ThreadPoolExecutor, verifier: CreatorVerifier) -> None:
+    def __init__(self, ccid: str, verifier: CreatorVerifier) -> None:
         self.ccid = ccid
-        self.pool = pool
         self.verifier = verifier
-        self.loop = asyncio.get_running_loop()
         self.outbox: asyncio.Queue[Any] = asyncio.Queue()
         self.state = "created"
         self.txs: dict[tuple[str, str], TxChannel] = {}
 
     # ------------------------------------------------------------------- sending
     def send(self, msg: Any) -> None:
-        """From the event loop."""
+        """From the loop's thread (the loop or a transaction's greenlet)."""
         self.outbox.put_nowait(msg)
-
-    def send_threadsafe(self, msg: Any) -> None:
-        """From a worker thread."""
-        self.loop.call_soon_threadsafe(self.outbox.put_nowait, msg)
 
     async def messages(self) -> AsyncIterator[Any]:
         """The writer: REGISTER first, then whatever is queued, until the stream ends."""
@@ -153,12 +149,12 @@ class _Session:
                 Msg(type=_ERROR, payload=text.encode(), txid=msg.txid, channel_id=msg.channel_id)
             )
             return
-        line = self.txs[key] = TxChannel(msg.channel_id, msg.txid, self.send_threadsafe)
-        self.pool.submit(self.run, line, msg)
+        line = self.txs[key] = TxChannel(msg.channel_id, msg.txid, self.send)
+        line.start(lambda: self.run(line, msg))
 
     # ----------------------------------------------------------------- executing
     def run(self, line: TxChannel, msg: Any) -> None:
-        """In a worker thread: execute, then answer COMPLETED or ERROR."""
+        """In the transaction's greenlet: execute, then answer COMPLETED or ERROR."""
         try:
             tx = Transaction(msg.channel_id, msg.txid, msg.payload, msg.proposal)
             response, event = execute(tx, line, self.verifier)
@@ -187,13 +183,10 @@ class _Session:
             log.debug("tx %s -> %d", _short(line.txid), response.status)
 
     def _finish(self, line: TxChannel, out: Any) -> None:
+        """The transaction leaves the table, then its answer is queued."""
         out.txid = line.txid
         out.channel_id = line.channel_id
         line.closed = True
-        self.loop.call_soon_threadsafe(self._complete, line, out)
-
-    def _complete(self, line: TxChannel, out: Any) -> None:
-        """On the loop: the transaction leaves the table, then its answer is queued."""
         key = (line.channel_id, line.txid)
         if self.txs.get(key) is line:
             del self.txs[key]
@@ -201,17 +194,18 @@ class _Session:
 
 
 class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):  # type: ignore[misc]
-    def __init__(self, ccid: str, pool: ThreadPoolExecutor, verifier: CreatorVerifier) -> None:
+    def __init__(self, ccid: str, verifier: CreatorVerifier) -> None:
         self.ccid = ccid
-        self.pool = pool
         self.verifier = verifier
+        self.sessions: set[_Session] = set()
 
     async def Connect(
         self, request_iterator: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Any]:
-        session = _Session(self.ccid, self.pool, self.verifier)
+        session = _Session(self.ccid, self.verifier)
         log.info("peer connected")
         reader = asyncio.create_task(session.read(request_iterator))
+        self.sessions.add(session)
         try:
             async for msg in session.messages():
                 yield msg
@@ -219,6 +213,7 @@ class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):  # type: ignore[misc
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            self.sessions.discard(session)
             log.info("peer stream closed")
 
 
@@ -249,17 +244,20 @@ class ChaincodeServer:
         self.chaincode_id = chaincode_id
         self.tls = tls
         self.port = 0
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chaincode-tx")
+        del workers  # accepted for compatibility; transactions run as greenlets
         # a Fabric chaincode cannot know when the trust list changes: read it every time
         self._verifier = CreatorVerifier(reread=True)
+        self._servicer = _Servicer(chaincode_id, self._verifier)
         self._server: Any = None
+
+    def in_flight(self) -> int:
+        """Transactions started and not finished, over all streams (call on the loop)."""
+        return sum(len(session.txs) for session in self._servicer.sessions)
 
     async def start(self) -> int:
         """Bind and start serving; the bound port (useful with port 0)."""
         server = grpc.aio.server(options=_GRPC_OPTIONS)
-        chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(
-            _Servicer(self.chaincode_id, self._pool, self._verifier), server
-        )
+        chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(self._servicer, server)
         if self.tls is None:
             port = server.add_insecure_port(self.address)
         else:
@@ -280,7 +278,6 @@ class ChaincodeServer:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def wait_closed(self) -> None:
         if self._server is not None:

@@ -1,18 +1,21 @@
 """The Stub the contracts run on inside the chaincode server: every call is a round trip
 to the peer on the transaction's stream.
 
-One call at a time per transaction (the peer drops a second request for a transaction
-that has one pending, and a reply names only the channel and transaction id); the worker
-thread that runs the contract waits on a lock that the stream's reader releases when the
-peer's RESPONSE or ERROR arrives. An ERROR reply is raised as :class:`PeerError`, never
-returned as data.
+Each transaction runs in its own **greenlet** on the event loop's thread (the contracts
+are synchronous): a stub call queues its request on the stream's send queue and switches
+back to the loop; the stream's reader switches into the transaction again with the peer's
+RESPONSE or ERROR. No threads, locks or cross-thread wake-ups per call. One call at a time
+per transaction (the peer drops a second request for a transaction that has one pending,
+and a reply names only the channel and transaction id). An ERROR reply is raised as
+:class:`PeerError`, never returned as data.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from greenlet import getcurrent, greenlet  # type: ignore[import-untyped]
 
 from ..errors import Forbidden
 from ..stub import COMPOSITE_KEY_NAMESPACE, Creator, KeyModification, RangeReads
@@ -37,30 +40,42 @@ class PeerError(Exception):
 
 
 class TxChannel:
-    """One transaction's line to the peer: send a request, wait for its one reply."""
+    """One transaction's line to the peer, and the greenlet that runs the transaction.
 
-    __slots__ = ("_lock", "_reply", "_send", "channel_id", "closed", "txid", "waiting")
+    :meth:`start` (on the loop) runs a function in a new greenlet until its first stub
+    call or its end; :meth:`call` (in that greenlet) sends a request and switches back to
+    the loop; :meth:`deliver` (on the loop, from the stream reader) switches into the
+    greenlet with the reply. :meth:`abort` (the stream is gone) wakes a waiting call with
+    :class:`PeerError`, so no greenlet is left suspended.
+    """
+
+    __slots__ = ("_glet", "_send", "channel_id", "closed", "txid", "waiting")
 
     def __init__(self, channel_id: str, txid: str, send: Callable[[Any], None]) -> None:
         self.channel_id = channel_id
         self.txid = txid
         self._send = send
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._reply: Any = None
+        self._glet: Any = None
         self.waiting = False
         self.closed = False
 
+    def start(self, run: Callable[[], None]) -> None:
+        """On the loop: run ``run`` in this transaction's greenlet until it first waits.
+
+        ``run`` must not raise (an exception would surface here, in the caller)."""
+        self._glet = greenlet(run)
+        self._glet.switch()
+
     def call(self, kind: int, payload: bytes) -> bytes:
         """Send a ``kind`` request and return the RESPONSE payload (ERROR raises)."""
-        self._reply = None
-        self.waiting = True
         if self.closed:
-            self.waiting = False
             raise PeerError(f"{_NAMES[kind]}: the transaction is over or its stream closed")
+        glet = self._glet
+        if glet is None or getcurrent() is not glet:
+            raise RuntimeError("a stub call outside its transaction's greenlet")
         self._send(Msg(type=kind, payload=payload, txid=self.txid, channel_id=self.channel_id))
-        self._lock.acquire()
-        reply, self._reply = self._reply, None
+        self.waiting = True
+        reply = glet.parent.switch()
         if reply is None:
             raise PeerError(f"{_NAMES[kind]}: the peer closed the stream")
         if reply.type == _RESPONSE:
@@ -70,12 +85,12 @@ class TxChannel:
         raise PeerError(f"{_NAMES[kind]}: unexpected {_NAMES.get(reply.type, reply.type)} reply")
 
     def deliver(self, reply: Any) -> bool:
-        """Called by the stream reader: hand ``reply`` to the waiting call."""
+        """On the loop (the stream reader): resume the waiting call with ``reply``; it
+        runs until its next stub call or its end. False if no call is waiting."""
         if not self.waiting:
             return False
         self.waiting = False
-        self._reply = reply
-        self._lock.release()
+        self._glet.switch(reply)
         return True
 
     def abort(self) -> None:
