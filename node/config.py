@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -63,6 +64,31 @@ DEFAULT_PORT = 8700
 #: an organisation (MSP) id, as trust_services.pki accepts it
 ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{1,31}\Z")
 COUNTRY = re.compile(r"[A-Z]{2}\Z")
+
+
+def _org_id(value: str) -> str:
+    if not ORG_ID.match(value):
+        raise ValueError("must be 2-32 of A-Z, a-z, 0-9, '-' (e.g. KZ-CUSTOMS)")
+    return value
+
+
+def _country_code(value: str) -> str:
+    if not COUNTRY.match(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 code in capitals, e.g. KZ")
+    return value
+
+
+def _display_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+#: an MSP id (organisation id), a country code and a display name, as node.yaml and
+#: the consortium definition (node/network) take them
+OrgId = Annotated[str, AfterValidator(_org_id)]
+CountryCode = Annotated[str, AfterValidator(_country_code)]
+DisplayName = Annotated[str, AfterValidator(_display_name)]
 #: a wallet entry name (also the key label in the organisation's key store)
 IDENTITY_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -136,15 +162,8 @@ class LedgerConfig(_Strict):
     path: str = "data/ledger.db"
     node_identity: str
     peer: PeerConfig | None = None
-    msp_id: str | None = None
+    msp_id: OrgId | None = None
     chaincode: str | None = None
-
-    @field_validator("msp_id")
-    @classmethod
-    def _msp(cls, value: str | None) -> str | None:
-        if value is not None and not ORG_ID.match(value):
-            raise ValueError("must be 2-32 of A-Z, a-z, 0-9, '-' (e.g. KZ-CUSTOMS)")
-        return value
 
     @field_validator("chaincode")
     @classmethod
@@ -198,30 +217,9 @@ class IndexConfig(_Strict):
 class HostedOrg(_Strict):
     """An organisation hosted on this node (its MSP id is ``org``)."""
 
-    org: str
-    country: str
-    name: str
-
-    @field_validator("org")
-    @classmethod
-    def _org(cls, value: str) -> str:
-        if not ORG_ID.match(value):
-            raise ValueError("must be 2-32 of A-Z, a-z, 0-9, '-' (e.g. KZ-CUSTOMS)")
-        return value
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        if not COUNTRY.match(value):
-            raise ValueError("must be an ISO 3166-1 alpha-2 code in capitals, e.g. KZ")
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    org: OrgId
+    country: CountryCode
+    name: DisplayName
 
 
 class Limits(_Strict):

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import CHANNEL, COUNTRY, ORG_ID
+from ..config import CHANNEL, CountryCode, DisplayName, OrgId
 from ..errors import NodeError
 
 __all__ = [
@@ -120,34 +120,13 @@ class NodeEndpoint(_Endpoint):
 class Administration(_Strict):
     """A customs administration: one Fabric organisation, its MSP issued by its own PKI."""
 
-    msp_id: str
-    country: str
-    name: str
+    msp_id: OrgId
+    country: CountryCode
+    name: DisplayName
     peers: list[PeerDefinition] = Field(min_length=1, max_length=8)
     orderer: OrdererDefinition
     chaincode: ChaincodeServer
     node: NodeEndpoint
-
-    @field_validator("msp_id")
-    @classmethod
-    def _msp(cls, value: str) -> str:
-        if not ORG_ID.match(value):
-            raise ValueError("must be 2-32 of A-Z, a-z, 0-9, '-' (e.g. KZ-CUSTOMS)")
-        return value
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        if not COUNTRY.match(value):
-            raise ValueError("must be an ISO 3166-1 alpha-2 code in capitals, e.g. KZ")
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value.strip()
 
     @field_validator("peers")
     @classmethod
