@@ -10,6 +10,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# the modules the chaincode server loads too: one place for each
+from chaincode.server._pb import (
+    chaincode_event_pb2,
+    chaincode_pb2,
+    common_pb2,
+    identities_pb2,
+    proposal_pb2,
+    proposal_response_pb2,
+)
+
 __all__ = [
     "DecodeError",
     "ab_pb2",
@@ -40,18 +50,12 @@ def _load(name: str) -> Any:
 
 
 ab_pb2: Any = _load("fabric_protos.orderer.ab_pb2")
-chaincode_event_pb2: Any = _load("fabric_protos.peer.chaincode_event_pb2")
-chaincode_pb2: Any = _load("fabric_protos.peer.chaincode_pb2")
-common_pb2: Any = _load("fabric_protos.common.common_pb2")
 events_pb2: Any = _load("fabric_protos.peer.events_pb2")
 events_pb2_grpc: Any = _load("fabric_protos.peer.events_pb2_grpc")
 gateway_pb2: Any = _load("fabric_protos.gateway.gateway_pb2")
 gateway_pb2_grpc: Any = _load("fabric_protos.gateway.gateway_pb2_grpc")
-identities_pb2: Any = _load("fabric_protos.msp.identities_pb2")
 kv_rwset_pb2: Any = _load("fabric_protos.ledger.rwset.kvrwset.kv_rwset_pb2")
 ledger_pb2: Any = _load("fabric_protos.common.ledger_pb2")
-proposal_pb2: Any = _load("fabric_protos.peer.proposal_pb2")
-proposal_response_pb2: Any = _load("fabric_protos.peer.proposal_response_pb2")
 rwset_pb2: Any = _load("fabric_protos.ledger.rwset.rwset_pb2")
 transaction_pb2: Any = _load("fabric_protos.peer.transaction_pb2")
 timestamp_pb2: Any = _load("google.protobuf.timestamp_pb2")
