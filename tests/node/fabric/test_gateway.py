@@ -239,7 +239,8 @@ def test_mvcc_conflict_is_recorded_with_its_code(fabric: Network, signers: Signe
     peer.min_block_txs = 2  # hold the first until the second is endorsed too
     first = propose(signers["kz-admin"], "RegisterSezOperator", sez_arg(signers), ts=clock.tick())
     second = propose(signers["kz-admin"], "RegisterSezOperator", sez_arg(signers), ts=clock.tick())
-    receipts = ledger.submit_many([first, second])
+    # submit_many sends both at once: either may reach the orderer first and win
+    receipts = sorted(ledger.submit_many([first, second]), key=lambda r: not r.valid)
     assert [r.code for r in receipts] == ["VALID", "MVCC_READ_CONFLICT"]
     assert receipts[0].block == receipts[1].block
     assert (receipts[1].status, receipts[1].payload, receipts[1].event) == (409, b"", None)
@@ -247,7 +248,10 @@ def test_mvcc_conflict_is_recorded_with_its_code(fabric: Network, signers: Signe
     number = receipts[0].block
     assert number is not None
     block = ledger.block(number)
-    assert [t.code for t in block.txs] == ["VALID", "MVCC_READ_CONFLICT"]
+    assert {t.tx_id: t.code for t in block.txs} == {
+        receipts[0].tx_id: "VALID",
+        receipts[1].tx_id: "MVCC_READ_CONFLICT",
+    }
     info = ledger.info()
     assert info.tx_count == info.valid_tx_count + 1
     # the invalid transaction changes nothing and is not in changes() or events()
