@@ -13,12 +13,13 @@ docs/chaincode-server.md has the protocol notes.
 """
 
 from .package import ccaas_package, package_id
-from .server import DEFAULT_WORKERS, ChaincodeServer, TlsFiles, serve
+from .server import DEFAULT_WORKERS, ENGINES, ChaincodeServer, TlsFiles, serve
 from .stub import WRITES_NEED_SUBMIT, PeerError, PeerStub
 from .transactions import MAX_SKEW_S, SUBMIT
 
 __all__ = [
     "DEFAULT_WORKERS",
+    "ENGINES",
     "MAX_SKEW_S",
     "SUBMIT",
     "WRITES_NEED_SUBMIT",

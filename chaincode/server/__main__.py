@@ -4,7 +4,8 @@ Environment, as in the Fabric samples: ``CHAINCODE_SERVER_ADDRESS`` (host:port t
 on, default ``0.0.0.0:9999``), ``CHAINCODE_ID`` (the package id, ``label:sha256``,
 required); TLS with ``CHAINCODE_TLS_CERT`` + ``CHAINCODE_TLS_KEY`` (PEM files) and
 optionally ``CHAINCODE_TLS_CLIENT_CA`` (require the peer's client certificate);
-``CHAINCODE_WORKERS`` (threads running contracts, default 64); ``CHAINCODE_LOG_LEVEL``
+``CHAINCODE_ENGINE`` (``http2``, the default, or ``grpcio``); ``CHAINCODE_WORKERS``
+(accepted and unused: transactions run as greenlets); ``CHAINCODE_LOG_LEVEL``
 (default INFO). Exits 3 with one line on stderr when the environment is wrong.
 """
 
@@ -15,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .server import DEFAULT_WORKERS, TlsFiles, serve
+from .server import DEFAULT_WORKERS, ENGINES, TlsFiles, serve
 
 
 def _tls() -> TlsFiles | None:
@@ -50,8 +51,11 @@ def main() -> int:
         workers = int(os.environ.get("CHAINCODE_WORKERS", DEFAULT_WORKERS))
         if not 1 <= workers <= 1024:
             raise ValueError("CHAINCODE_WORKERS must be between 1 and 1024")
+        engine = os.environ.get("CHAINCODE_ENGINE", "http2")
+        if engine not in ENGINES:
+            raise ValueError(f"CHAINCODE_ENGINE must be one of {', '.join(ENGINES)}")
         tls = _tls()
-        serve(address, ccid, tls=tls, workers=workers)
+        serve(address, ccid, tls=tls, workers=workers, engine=engine)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

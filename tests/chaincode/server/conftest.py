@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 
@@ -15,6 +16,7 @@ from chaincode.server import ChaincodeServer
 from .peer import TestPeer
 
 CCID = "caravan_1.0:" + "ab" * 32
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,6 +25,14 @@ class Running:
     address: str
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
+
+    def on_loop(self, function: Callable[[], T]) -> T:
+        """``function()`` called on the server's event loop; its result."""
+
+        async def call() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(0), self.loop).result(10)
@@ -39,9 +49,10 @@ def start_server(**options: object) -> Running:
     return Running(server, f"127.0.0.1:{port}", loop, thread)
 
 
-@pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    run = start_server()
+@pytest.fixture(scope="module", params=["http2", "grpcio"])
+def running(request: pytest.FixtureRequest) -> Iterator[Running]:
+    """The server with each engine: its own HTTP/2 (the default) and grpc.aio."""
+    run = start_server(engine=request.param)
     yield run
     run.stop()
 
