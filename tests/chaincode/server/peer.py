@@ -112,8 +112,22 @@ class TestPeer:
         self._reader.start()
 
     @classmethod
-    def connect(cls, address: str, **kw: Any) -> TestPeer:
-        peer = cls(grpc.insecure_channel(address), **kw)
+    def connect(
+        cls,
+        address: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
+        **kw: Any,
+    ) -> TestPeer:
+        """Dial ``address`` (TLS with ``credentials``, checking ``server_name``) and wait
+        for the chaincode's REGISTER."""
+        if credentials is None:
+            channel = grpc.insecure_channel(address)
+        else:
+            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+            channel = grpc.secure_channel(address, credentials, options=options)
+        peer = cls(channel, **kw)
         if not peer._registered.wait(10):
             raise TimeoutError("the chaincode did not register")
         return peer
