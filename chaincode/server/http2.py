@@ -54,7 +54,7 @@ CANCEL = 0x8
 _MAX_WINDOW = 2**31 - 1
 _DEFAULT_WINDOW = 65_535
 _MAX_FRAME = 16_384  # ours (the default): the peer never sends larger frames
-_HEADER = struct.Struct(">I")  # length (24 bits) + type, packed with the type below
+_HEAD = struct.Struct(">IBI")  # length (24 bits) and type; flags; R + stream id
 _FRAME = struct.Struct(">HBBBI")  # length hi 16, length lo 8, type, flags, stream id
 _WINDOW = struct.Struct(">I")
 _GRPC_PREFIX = struct.Struct(">BI")
@@ -154,6 +154,7 @@ class Http2Connection(asyncio.Protocol):
         self._peer_window = _DEFAULT_WINDOW  # the peer's SETTINGS_INITIAL_WINDOW_SIZE
         self._peer_frame = _MAX_FRAME  # the peer's SETTINGS_MAX_FRAME_SIZE
         self._continuation: int | None = None  # a stream whose header block goes on
+        self._blocked: set[_Stream] = set()  # streams with DATA waiting for a window
         self._last_stream = 0
         self._closing = False
         self._loop = asyncio.get_running_loop()
@@ -182,6 +183,21 @@ class Http2Connection(asyncio.Protocol):
             return
         if not stream.headers_sent:
             self._headers(stream)
+        n = len(body) + 5
+        if (
+            not stream.pending
+            and n <= stream.window
+            and n <= self._send_window
+            and n <= self._peer_frame
+        ):  # the usual case: one DATA frame, now
+            stream.window -= n
+            self._send_window -= n
+            self._write(
+                _FRAME.pack(n >> 8, n & 0xFF, DATA, 0, stream.id)
+                + _GRPC_PREFIX.pack(0, n - 5)
+                + body
+            )
+            return
         stream.pending.append(memoryview(_GRPC_PREFIX.pack(0, len(body)) + body))
         self._pump(stream)
 
@@ -195,6 +211,7 @@ class Http2Connection(asyncio.Protocol):
         while pending:
             room = min(stream.window, self._send_window, self._peer_frame)
             if room <= 0:
+                self._blocked.add(stream)
                 return
             chunk = pending[0]
             if len(chunk) <= room:
@@ -205,6 +222,7 @@ class Http2Connection(asyncio.Protocol):
             stream.window -= n
             self._send_window -= n
             self._write(_FRAME.pack(n >> 8, n & 0xFF, DATA, 0, stream.id) + chunk)
+        self._blocked.discard(stream)
         if stream.trailers is not None and not stream.closed:
             stream.closed = True
             self._write(_frame(HEADERS, END_HEADERS | END_STREAM, stream.id, stream.trailers))
@@ -260,20 +278,28 @@ class Http2Connection(asyncio.Protocol):
             del buf[: len(PREFACE)]
             self._preface = True
         pos, size = 0, len(buf)
-        while size - pos >= 9 and not self._closing:
-            head = _HEADER.unpack_from(buf, pos)[0]
-            length = head >> 8
-            if length > _MAX_FRAME:
-                self._abort(FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE")
-                return
-            if size - pos < 9 + length:
-                break
-            kind = head & 0xFF
-            flags = buf[pos + 4]
-            stream_id = _HEADER.unpack_from(buf, pos + 5)[0] & 0x7FFFFFFF
-            payload = bytes(buf[pos + 9 : pos + 9 + length])
-            pos += 9 + length
-            self._frame_received(kind, flags, stream_id, payload)
+        view = memoryview(buf)
+        try:
+            while size - pos >= 9 and not self._closing:
+                head, flags, stream_id = _HEAD.unpack_from(buf, pos)
+                length = head >> 8
+                if length > _MAX_FRAME:
+                    self._abort(FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE")
+                    return
+                end = pos + 9 + length
+                if end > size:
+                    break
+                kind = head & 0xFF
+                stream_id &= 0x7FFFFFFF
+                if kind == DATA and self._continuation is None:
+                    self._data(flags, stream_id, view[pos + 9 : end])
+                elif kind == WINDOW_UPDATE and self._continuation is None:
+                    self._window_update(stream_id, view[pos + 9 : end])
+                else:
+                    self._frame_received(kind, flags, stream_id, bytes(view[pos + 9 : end]))
+                pos = end
+        finally:
+            view.release()
         if pos:
             del buf[:pos]
 
@@ -304,6 +330,7 @@ class Http2Connection(asyncio.Protocol):
             if stream is not None:
                 stream.closed = stream.ended = True
                 stream.pending.clear()
+                self._blocked.discard(stream)
                 self._detach(stream)
         elif kind == GOAWAY:
             self._shutdown()
@@ -325,7 +352,7 @@ class Http2Connection(asyncio.Protocol):
         if flags & END_STREAM:
             self._remote_end(stream)
 
-    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _data(self, flags: int, stream_id: int, payload: bytes | memoryview) -> None:
         n = len(payload)
         self._received += n
         if self._received > _MAX_WINDOW // 2:
@@ -344,10 +371,14 @@ class Http2Connection(asyncio.Protocol):
                 return
             payload = payload[1 : n - payload[0]]
         buf = stream.buffer
-        buf += payload
-        pos, size = 0, len(buf)
+        if buf:
+            buf += payload
+            data: bytes | bytearray | memoryview = buf
+        else:  # the usual case: whole messages in this frame, parsed in place
+            data = payload
+        pos, size = 0, len(data)
         while size - pos >= 5 and stream.sink is not None:
-            compressed, length = _GRPC_PREFIX.unpack_from(buf, pos)
+            compressed, length = _GRPC_PREFIX.unpack_from(data, pos)
             if compressed:
                 self._end(stream, 12, "compressed messages are not supported")  # UNIMPLEMENTED
                 break
@@ -357,7 +388,7 @@ class Http2Connection(asyncio.Protocol):
             if size - pos < 5 + length:
                 break
             try:
-                msg = Msg.FromString(bytes(buf[pos + 5 : pos + 5 + length]))
+                msg = Msg.FromString(data[pos + 5 : pos + 5 + length])
             except Exception:  # a DecodeError; its class differs between protobuf backends
                 self._end(stream, 13, "undecodable ChaincodeMessage")  # INTERNAL
                 break
@@ -365,8 +396,10 @@ class Http2Connection(asyncio.Protocol):
             stream.sink.handle(msg)
         if stream.sink is None:
             buf.clear()  # we ended the stream: what follows is dropped
-        elif pos:
+        elif data is buf:
             del buf[:pos]
+        else:
+            buf += data[pos:]
         if flags & END_STREAM:
             self._remote_end(stream)
 
@@ -397,18 +430,19 @@ class Http2Connection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._pump(stream)
 
-    def _window_update(self, stream_id: int, payload: bytes) -> None:
+    def _window_update(self, stream_id: int, payload: bytes | memoryview) -> None:
         if len(payload) != 4:
             self._abort(FRAME_SIZE_ERROR, "WINDOW_UPDATE length")
             return
         increment = _WINDOW.unpack(payload)[0] & 0x7FFFFFFF
         if stream_id == 0:
             self._send_window += increment
-            for stream in list(self.streams.values()):
+            for stream in list(self._blocked):
                 self._pump(stream)
         elif (target := self.streams.get(stream_id)) is not None:
             target.window += increment
-            self._pump(target)
+            if target in self._blocked:
+                self._pump(target)
 
     # ------------------------------------------------------------------ closing
     def _abort(self, code: int, reason: str) -> None:

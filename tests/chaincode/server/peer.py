@@ -118,15 +118,17 @@ class TestPeer:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         server_name: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
         **kw: Any,
     ) -> TestPeer:
-        """Dial ``address`` (TLS with ``credentials``, checking ``server_name``) and wait
-        for the chaincode's REGISTER."""
+        """Dial ``address`` (TLS with ``credentials``, checking ``server_name``; gRPC
+        channel ``options``) and wait for the chaincode's REGISTER."""
         if credentials is None:
-            channel = grpc.insecure_channel(address)
+            channel = grpc.insecure_channel(address, options=list(options))
         else:
-            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
-            channel = grpc.secure_channel(address, credentials, options=options)
+            if server_name:
+                options = [*options, ("grpc.ssl_target_name_override", server_name)]
+            channel = grpc.secure_channel(address, credentials, options=list(options))
         peer = cls(channel, **kw)
         if not peer._registered.wait(10):
             raise TimeoutError("the chaincode did not register")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -197,3 +199,30 @@ def test_unusable_tls_material_is_a_precise_error() -> None:
     server = ChaincodeServer("127.0.0.1:0", CCID, tls=TlsFiles(b"not a cert", b"not a key"))
     with pytest.raises(ValueError, match="TLS certificate or key cannot be used"):
         asyncio.run(server.start())
+
+
+def test_messages_larger_than_frames_and_windows_travel_both_ways(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 MiB value read (many DATA frames in) and answered (many frames out, waiting
+    for the peer's WINDOW_UPDATEs: its window stays at 64 KiB), on both engines."""
+    peer = TestPeer.connect(running.address, options=[("grpc.http2.bdp_probe", 0)])
+    from chaincode import router
+    from chaincode.context import Context
+
+    big = bytes(range(256)) * 4096  # 1 MiB; its hex answer stays under 4 MiB
+    peer.state["big"] = big
+    peer.keys = ["big"]
+    seen: dict[str, Any] = {}
+
+    def body(ctx: Context, args: list[str]) -> Any:
+        value = ctx.stub.get_state("big")
+        seen["equal"] = value == big
+        return {"echo": (value or b"").hex()}
+
+    monkeypatch.setitem(router.FUNCTIONS, "Probe", body)
+    response = TestPeer.response(peer.invoke(["Probe", "x" * 200_000]).result(30))
+    assert response.status == 200 and seen["equal"]
+    assert bytes.fromhex(json.loads(response.payload)["echo"]) == big
+    peer.close()
+    assert peer.violations == []
