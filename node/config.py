@@ -56,6 +56,7 @@ __all__ = [
     "PeerConfig",
     "load_config",
     "save_config",
+    "describe_validation_error",
 ]
 
 CONFIG_FILE = "node.yaml"
@@ -271,7 +272,7 @@ class NodeConfig(_Strict):
         try:
             config = cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{CONFIG_FILE}: {_describe(exc)}") from None
+            raise ConfigError(f"{CONFIG_FILE}: {describe_validation_error(exc)}") from None
         config._directory = directory.absolute()
         return config
 
@@ -335,8 +336,9 @@ class NodeConfig(_Strict):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _describe(exc: ValidationError) -> str:
-    """One line for the first problem, naming the key (``listen.port``)."""
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line for the first problem, naming the key (``listen.port``); node.yaml and
+    the consortium definition (node/network) report their errors with it."""
     error = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
     kind = error["type"]
@@ -349,6 +351,8 @@ def _describe(exc: ValidationError) -> str:
         return f"{loc}: must not be empty"
     if kind in ("greater_than_equal", "less_than_equal", "literal_error", "int_type"):
         return f"{loc}: {message} (got {error['input']!r})"
+    if loc == "(top level)":
+        return message
     return f"{loc}: {message}"
 
 

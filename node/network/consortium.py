@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import CHANNEL, CountryCode, DisplayName, OrgId
+from ..config import CHANNEL, CountryCode, DisplayName, OrgId, describe_validation_error
 from ..errors import NodeError
 
 __all__ = [
@@ -275,24 +275,6 @@ def _listeners(admin: Administration) -> list[tuple[str, str, int]]:
     return out
 
 
-def _describe(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"unknown key {loc}"
-    if kind == "missing":
-        return f"missing key {loc}"
-    message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
-    if kind in ("greater_than_equal", "less_than_equal", "literal_error", "int_type"):
-        return f"{loc}: {message} (got {error['input']!r})"
-    if kind == "too_short":
-        return f"{loc}: must not be empty"
-    if loc == "(top level)":
-        return message
-    return f"{loc}: {message}"
-
-
 def parse_consortium(data: object, source: str = "consortium.yaml") -> Consortium:
     """Validate a parsed YAML document."""
     if not isinstance(data, dict):
@@ -300,7 +282,7 @@ def parse_consortium(data: object, source: str = "consortium.yaml") -> Consortiu
     try:
         return Consortium.model_validate(data)
     except ValidationError as exc:
-        raise ConsortiumError(f"{source}: {_describe(exc)}") from None
+        raise ConsortiumError(f"{source}: {describe_validation_error(exc)}") from None
 
 
 def load_consortium(path: Path) -> Consortium:
