@@ -54,9 +54,9 @@ __all__ = [
     "Listen",
     "NodeConfig",
     "PeerConfig",
+    "describe_validation_error",
     "load_config",
     "save_config",
-    "describe_validation_error",
 ]
 
 CONFIG_FILE = "node.yaml"
