@@ -7,7 +7,7 @@ Caravan write is ~28 messages (13 stub round trips, TRANSACTION, COMPLETED). Thi
 speaks just enough HTTP/2 (RFC 9113) and gRPC framing for the one bidi method a peer
 calls, in the event loop's thread: frames are parsed from ``data_received``, messages go
 straight to :class:`~chaincode.server.server.Session`, and outgoing frames are gathered
-and written once per loop iteration.
+and written with one ``write`` per batch of received data.
 
 Scope, on purpose small:
 
@@ -17,7 +17,8 @@ Scope, on purpose small:
   headers are HPACK literals without indexing or Huffman coding, which any decoder reads;
 - flow control: a 2**31-1 receive window on the connection and the streams (topped up
   when half is used); sends respect the peer's windows and frame size and wait for its
-  WINDOW_UPDATE; SETTINGS are acknowledged, PINGs answered, GOAWAY/RST_STREAM close;
+  WINDOW_UPDATE; SETTINGS are acknowledged, PINGs answered; RST_STREAM or END_STREAM
+  ends the stream's session (a GOAWAY from the peer needs nothing: it closes later);
 - gRPC framing: 1-byte compression flag (compressed messages are refused: we never offer
   an encoding) + 4-byte length; trailers ``grpc-status`` (+ ``grpc-message``) end the
   stream; messages over :data:`MAX_MESSAGE` are refused (RESOURCE_EXHAUSTED).
@@ -333,7 +334,7 @@ class Http2Connection(asyncio.Protocol):
                 self._blocked.discard(stream)
                 self._detach(stream)
         elif kind == GOAWAY:
-            self._shutdown()
+            pass  # no new streams from the peer; it closes the connection when done
         elif kind == PUSH_PROMISE:
             self._abort(PROTOCOL_ERROR, "a client must not push")
         # PRIORITY and unknown frame types are ignored (RFC 9113 §5.5)
@@ -341,11 +342,15 @@ class Http2Connection(asyncio.Protocol):
     def _headers_received(self, flags: int, stream_id: int) -> None:
         if not flags & END_HEADERS:
             self._continuation = stream_id
-        if stream_id in self.streams:
-            return  # trailers from the client: nothing in them we need
-        if stream_id % 2 == 0 or stream_id <= self._last_stream:
-            self._abort(PROTOCOL_ERROR, "bad stream id")
+        if (known := self.streams.get(stream_id)) is not None:
+            if flags & END_STREAM and not known.ended:  # trailers from the client
+                self._remote_end(known)
             return
+        if stream_id % 2 == 0 or stream_id == 0:
+            self._abort(PROTOCOL_ERROR, "a client stream id must be odd")
+            return
+        if stream_id <= self._last_stream:
+            return  # a stream we already closed: nothing to do
         self._last_stream = stream_id
         stream = self.streams[stream_id] = _Stream(stream_id, self._peer_window)
         stream.sink = self.open_stream(lambda msg: self._send_message(stream, msg))
