@@ -105,6 +105,29 @@ def test_a_stream_registers_and_a_compressed_message_ends_it_with_unimplemented(
     assert http2.on_loop(http2.server.in_flight) == 0
 
 
+def test_a_closed_streams_headers_and_the_peers_goaway_keep_the_connection(
+    http2: Running,
+) -> None:
+    with dial(http2) as sock:
+        # stream 1 opened and half-closed at once: its session ends with grpc-status 0
+        sock.sendall(PREFACE + frame(SETTINGS, 0, 0) + frame(HEADERS, 0x5, 1, b"\x83"))
+        ended = []
+        for kind, flags, stream, payload in frames(sock):
+            if kind == HEADERS and flags & END_STREAM:
+                ended.append((stream, b"grpc-status\x010" in payload))
+                if stream == 1:  # stray HEADERS for it, a GOAWAY, then a new stream
+                    goaway = struct.pack(">II", 0, 0)
+                    sock.sendall(
+                        frame(HEADERS, 0x5, 1, b"\x83")
+                        + frame(GOAWAY, 0, 0, goaway)
+                        + frame(HEADERS, END_HEADERS, 3, b"\x83")
+                    )
+            if kind == DATA and stream == 3:
+                break  # REGISTER on the new stream: the connection lived on
+            assert kind != GOAWAY
+    assert ended[0] == (1, True)
+
+
 # ---------------------------------------------------------------------------- TLS
 def _cert(
     subject: str,
