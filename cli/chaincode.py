@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from chaincode.server import ccaas_package, package_id
-from chaincode.server.server import TlsFiles, serve
+from chaincode.server.server import ENGINES, TlsFiles, serve
 
 from ._common import console, fail, handle_errors
 
@@ -59,9 +59,13 @@ def serve_command(
         Path | None,
         typer.Option("--tls-client-ca", help="CA of the peer's client certificate (PEM)."),
     ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", min=1, max=1024, help="Threads running contracts.")
-    ] = 64,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="HTTP/2 engine: http2 (ours, the default; decision 0006) or grpcio.",
+        ),
+    ] = "http2",
 ) -> None:
     """Serve the contracts to a Fabric peer until SIGTERM or Ctrl-C."""
     ccid = chaincode_id or os.environ.get("CHAINCODE_ID", "")
@@ -69,6 +73,8 @@ def serve_command(
         raise fail("give the chaincode package id with --id or CHAINCODE_ID")
     if (tls_cert is None) != (tls_key is None):
         raise fail("TLS needs both --tls-cert and --tls-key")
+    if engine not in ENGINES:
+        raise fail(f"--engine must be one of {', '.join(ENGINES)} (got {engine!r})")
     if tls_client_ca is not None and tls_cert is None:
         raise fail("--tls-client-ca needs --tls-cert and --tls-key")
     tls = None
@@ -81,7 +87,7 @@ def serve_command(
         console.print(f"chaincode {ccid} listening on port {port}", highlight=False)
 
     try:
-        serve(address, ccid, tls=tls, workers=workers, ready=ready)
+        serve(address, ccid, tls=tls, ready=ready, engine=engine)
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
 
