@@ -136,13 +136,11 @@ async def get_state(request: Request) -> ApiState:
 
 
 async def _optional_caller(request: Request) -> Caller | None:
-    state: ApiState = request.app.state.caravan
-    return await state.optional(request)
+    return await (await get_state(request)).optional(request)
 
 
 async def _signed_caller(request: Request) -> Caller:
-    state: ApiState = request.app.state.caravan
-    return await state.signed(request)
+    return await (await get_state(request)).signed(request)
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]

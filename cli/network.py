@@ -10,22 +10,20 @@ Input and environment errors are one line on stderr and exit 3 (docs/cli.md).
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
-from node.errors import NodeError
 from node.network.consortium import load_consortium
 from node.network.generate import GeneratedNetwork, generate
 from node.network.runner import FabricBinaries, LocalNetwork
 from node.network.templates import CCAAS_BUILDER_IN_IMAGE
 from trust_services.keystore import resolve_passphrase
 
-from ._common import PassphraseFileOpt, console, err_console, fail, handle_errors
+from ._common import PassphraseFileOpt, console, err_console
+from .node import handle_node_errors
 
 __all__ = ["app", "register"]
 
@@ -33,8 +31,6 @@ app = typer.Typer(
     help="Generate and run the consortium's Hyperledger Fabric network.", no_args_is_help=True
 )
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 NetworkDirOpt = Annotated[
     Path,
@@ -46,24 +42,12 @@ def register(main: typer.Typer) -> None:
     main.add_typer(app, name="network")
 
 
-def _errors(func: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(func)
-    @handle_errors
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except NodeError as exc:
-            raise fail(str(exc)) from None
-
-    return wrapper
-
-
 def _say(message: str) -> None:
     err_console.print(f"[dim]·[/] {message}", highlight=False)
 
 
 @app.command("generate")
-@_errors
+@handle_node_errors
 def generate_command(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the network into.")],
     config: Annotated[Path, typer.Option("--config", help="The consortium definition.")] = Path(
@@ -116,7 +100,7 @@ def generate_command(
 
 
 @app.command("up")
-@_errors
+@handle_node_errors
 def up_command(
     fabric_bin: Annotated[
         Path,
@@ -165,7 +149,7 @@ def up_command(
 
 
 @app.command("init-ledger")
-@_errors
+@handle_node_errors
 def init_ledger_command(
     directory: NetworkDirOpt = Path("build/network"),
     passphrase_file: Annotated[
@@ -185,7 +169,7 @@ def init_ledger_command(
 
 
 @app.command("down")
-@_errors
+@handle_node_errors
 def down_command(
     directory: NetworkDirOpt = Path("build/network"),
     keep_data: Annotated[
@@ -199,7 +183,7 @@ def down_command(
 
 
 @app.command("status")
-@_errors
+@handle_node_errors
 def status_command(
     directory: NetworkDirOpt = Path("build/network"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
