@@ -220,20 +220,34 @@ class FabricLedger:
         except NodeError as exc:
             return Receipt("", exc.code, exc.status, exc.message)
         data = canonical_json(proposal.to_json())
-        tx = new_proposal(
-            self.identity,
-            self.channel,
-            self.chaincode,
-            [SUBMIT_FUNCTION.encode(), data],
-            self.clock(),
-        )
+        return self._transact(self.chaincode, [SUBMIT_FUNCTION.encode(), data], checked.tx_id)
+
+    def invoke(
+        self, function: str, args: Sequence[str | bytes] = (), *, chaincode: str | None = None
+    ) -> Receipt:
+        """A plain Fabric transaction ``[function, *args]`` to ``chaincode`` (default:
+        this ledger's), signed by the node identity: Endorse → Submit → CommitStatus.
+
+        The receipt carries the Fabric transaction id. This is for other chaincodes on
+        the channel (a benchmark's trivial chaincode, say): Caravan's chaincode treats
+        anything but ``caravan.submit`` as a read and refuses its writes (403), so
+        members' writes go through :meth:`submit` only.
+        """
+        raw = [function.encode(), *(a.encode() if isinstance(a, str) else bytes(a) for a in args)]
+        return self._transact(chaincode or self.chaincode, raw, None)
+
+    def _transact(self, chaincode: str, args: list[bytes], caravan_tx_id: str | None) -> Receipt:
+        """Endorse → Submit → CommitStatus of ``args``; the receipt names ``caravan_tx_id``,
+        or the Fabric tx id when there is none."""
+        tx = new_proposal(self.identity, self.channel, chaincode, args, self.clock())
+        tx_id = tx.tx_id if caravan_tx_id is None else caravan_tx_id
         timeout = self.peer.endorse_timeout_s
         try:
             endorsed = self._gateway.Endorse(
                 tx.endorse_request(self.channel, self.endorsing_organizations), timeout=timeout
             )
         except grpc.RpcError as error:
-            return self._endorse_refusal(checked.tx_id, error)
+            return self._endorse_refusal(tx_id, error)
         envelope = endorsed.prepared_transaction
         result = prepared_result(envelope)
         envelope.signature = self.identity.sign(envelope.payload)
@@ -246,7 +260,7 @@ class FabricLedger:
                 timeout=timeout,
             )
         except grpc.RpcError as error:
-            raise self._failed(error, f"submitting transaction {checked.tx_id}", timeout) from None
+            raise self._failed(error, f"submitting transaction {tx_id}", timeout) from None
         timeout = self.peer.commit_timeout_s
         try:
             status = self._gateway.CommitStatus(
@@ -254,22 +268,16 @@ class FabricLedger:
             )
         except grpc.RpcError as error:
             raise self._failed(
-                error, f"waiting for the commit of transaction {checked.tx_id}", timeout
+                error, f"waiting for the commit of transaction {tx_id}", timeout
             ) from None
         code = validation_code_name(status.result)
         block = int(status.block_number)
         if code == "VALID":
             return Receipt(
-                checked.tx_id,
-                code,
-                result.status,
-                result.message,
-                result.payload,
-                block,
-                result.event,
+                tx_id, code, result.status, result.message, result.payload, block, result.event
             )
         message = _CONFLICTS.get(code, f"Fabric marked the transaction {code}")
-        return Receipt(checked.tx_id, code, 409, message, b"", block, None)
+        return Receipt(tx_id, code, 409, message, b"", block, None)
 
     def _endorse_refusal(self, tx_id: str, error: grpc.RpcError) -> Receipt:
         unavailable = self._unavailable(error, "endorsing", self.peer.endorse_timeout_s)
@@ -299,12 +307,20 @@ class FabricLedger:
 
     # ------------------------------------------------------------------- reads
     def evaluate(
-        self, function: str, args: Sequence[str], creator: Creator | None = None
+        self,
+        function: str,
+        args: Sequence[str],
+        creator: Creator | None = None,
+        *,
+        chaincode: str | None = None,
     ) -> Response:
         """A contract query on the peer's committed state (``creator`` is the node's own
-        identity on Fabric: the chaincode's read stub ignores it)."""
+        identity on Fabric: the chaincode's read stub ignores it); ``chaincode`` asks
+        another chaincode of the channel."""
         del creator
-        raw = self._evaluate(self.chaincode, [function.encode(), *(a.encode() for a in args)])
+        raw = self._evaluate(
+            chaincode or self.chaincode, [function.encode(), *(a.encode() for a in args)]
+        )
         if isinstance(raw, Response):
             return raw
         return Response(raw.status, raw.message, bytes(raw.payload))
