@@ -2,25 +2,43 @@
 concurrency levels, with p50/p99 latency (submit → committed receipt).
 
     .venv/bin/python bench/fabric.py [--tx 400] [--concurrency 1,50,200] [--json]
-    .venv/bin/python bench/fabric.py --node-dir DIR --operator NAME [...]
+    .venv/bin/python bench/fabric.py --node-dir NET/nodes/kz-customs [--setup] \
+        [--go-chaincode GOCC --fabric-bin DIR] [--rounds 2] [--markdown]
 
 Without ``--node-dir`` the Gateway is the **in-process test peer**
 (tests/node/fabric/peer.py: Python, same process, blocks cut as soon as a transaction
 waits): the figures measure the client and that stand-in, not Fabric. With
 ``--node-dir`` the node directory's ``ledger: {backend: fabric}`` peer is used (a real
 network, e.g. one started with ``caravan network up``); ``--operator`` names a wallet
-identity with role sez-operator of an SEZ already registered on that channel (``--sez``).
+identity with role sez-operator of SEZ ``--sez`` registered on that channel.
+``--setup`` makes what is missing first: the Caravan genesis (as ``caravan network
+init-ledger``), the operator's identity in the node's wallet (issued by its
+organisation's CA) and its registration by the organisation's admin
+(``RegisterSezOperator``) — each through the ledger's own checks.
 
-This process's CPU per transaction is reported (with the in-process peer it includes the
-peer). Workload: one-event ``AnchorEvents`` per transaction, each on its own consignment (no
+Workload: one-event ``AnchorEvents`` per transaction, each on its own consignment (no
 MVCC conflicts), proposals built and signed by the member before the clock starts.
-Each level submits ``--tx`` transactions with ``FabricLedger.submit_many`` at most
-``concurrency`` in flight. Prints one line per level, then one JSON line.
+Each level submits ``--tx`` transactions (a tenth at level 1) through the node's
+``FabricLedger`` at most ``concurrency`` in flight.
+
+``--go-chaincode PATH`` compares with a trivial chaincode on the same network: the
+user's chaincode-as-a-service binary (``put(key, value)``: PutState + one event) is
+deployed as chaincode ``gocc`` with the ``peer`` CLI of ``--fabric-bin``
+(bench/_fabric_gocc.py: one server per administration, the channel's default
+endorsement policy, as Caravan's) and driven by the same client
+(``FabricLedger.invoke("put", [fresh key, value])``, the value as long as Caravan's
+transaction argument), the same concurrency and number of transactions; runs
+alternate python, go, python, go … (``--rounds`` each). Per run: tx/s, p50/p99, the
+1-minute load average before it, and the CPU seconds per transaction of this client
+and of the network's processes (peers, orderers, chaincode servers: /proc/PID/stat of
+the pids ``network up`` recorded and of the Go servers). Prints one line per run, a
+summary per level, then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -34,7 +52,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from chaincode.canonical import canonical_json
 from node.fabric import FabricLedger
+from node.ledger import Receipt
 from node.proposal import KeySigner, SignedProposal, make_proposal
 
 CHANNEL = "caravan"
@@ -119,37 +139,205 @@ def from_node(
         yield node.ledger, node.signer(operator), sez
 
 
+def network_root(node_dir: Path) -> Path | None:
+    """The generated network a node directory belongs to (``<root>/nodes/<org>``)."""
+    root = node_dir.resolve().parent.parent
+    return root if (root / "consortium.yaml").is_file() else None
+
+
+def setup(directory: Path, operator: str, sez: str, say: Callable[[str], None]) -> None:
+    """The genesis, the operator's wallet identity and its registration, when missing."""
+    from node.network.generate import GeneratedNetwork
+    from node.network.runner import LocalNetwork
+    from node.node import Node
+
+    root = network_root(directory)
+    with Node.open(directory) as node:
+        ledger = node.ledger
+        if not isinstance(ledger, FabricLedger):
+            raise SystemExit(f"error: {directory} does not use ledger backend fabric")
+        members = ledger.evaluate("GetMembers", [])
+        if members.status != 200 or not json.loads(members.payload or b"[]"):
+            if root is None:
+                raise SystemExit(
+                    "error: the ledger has no members: run caravan network init-ledger"
+                )
+            say("setup: InitLedger (caravan network init-ledger)")
+            LocalNetwork(GeneratedNetwork.open(root)).init_ledger()
+        msp = ledger.identity.msp_id
+        if operator not in node.wallet:
+            say(f"setup: issuing {operator} (sez-operator of {sez}) from {msp}'s CA")
+            node.wallet.issue(node.pki(msp), operator, role="sez-operator", sez=sez)
+        entry = node.wallet.get(operator)
+        if entry.role != "sez-operator" or entry.sez != sez:
+            raise SystemExit(f"error: wallet identity {operator} is not an sez-operator of {sez}")
+        answer = ledger.evaluate("GetSez", [json.dumps({"sez": sez})])
+        registered = answer.status == 200 and any(
+            op["subject"] == entry.subject for op in json.loads(answer.payload)["operators"]
+        )
+        if registered:
+            return
+        admins = [e.name for e in node.wallet.entries() if e.role == "admin" and e.msp_id == msp]
+        if not admins:
+            raise SystemExit(f"error: no admin of {msp} in the wallet to register {operator}")
+        say(f"setup: {admins[0]} registers {operator} for {sez}")
+        arg = {"sez": sez, "name": sez, "operator_subject": entry.subject}
+        receipt = ledger.submit(
+            make_proposal(
+                node.signer(admins[0]),
+                "RegisterSezOperator",
+                [json.dumps(arg)],
+                channel=ledger.channel,
+                timestamp=divmod(time.time_ns(), 10**9),
+            )
+        )
+        if not receipt.valid:
+            raise SystemExit(f"error: RegisterSezOperator: {receipt.code} {receipt.message}")
+
+
+# ---------------------------------------------------------------------- CPU of processes
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def network_pids(root: Path | None) -> dict[str, int]:
+    """name → pid of the processes ``network up`` recorded (``run/*.pid``)."""
+    pids: dict[str, int] = {}
+    for pid_file in sorted((root / "run").glob("*.pid")) if root is not None else ():
+        try:
+            pids[pid_file.stem] = int(json.loads(pid_file.read_text())["pid"])
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+    return pids
+
+
+def group_of(name: str) -> str:
+    if name.startswith("peer"):
+        return "peer"
+    if name.startswith("orderer"):
+        return "orderer"
+    return "chaincode"
+
+
+def cpu_by_group(pids: dict[str, int]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        group = group_of(name)
+        out[group] = out.get(group, 0.0) + cpu_seconds(pid)
+    return out
+
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# ---------------------------------------------------------------------- runs
 def run_level(
-    ledger: FabricLedger, proposals: list[SignedProposal], concurrency: int
+    submit: Callable[[Any], Receipt],
+    items: list[Any],
+    concurrency: int,
+    pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[str, int] = {}
 
-    def one(signed: SignedProposal) -> None:
+    def one(item: Any) -> None:
         t0 = time.perf_counter()
-        receipt = ledger.submit(signed)
+        receipt = submit(item)
         latencies.append(time.perf_counter() - t0)
         codes[receipt.code] = codes.get(receipt.code, 0) + 1
 
     from concurrent.futures import ThreadPoolExecutor
 
+    load = load1()
+    before = cpu_by_group(pids or {})
     cpu0, t0 = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, proposals))
+        list(pool.map(one, items))
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    after = cpu_by_group(pids or {})
     latencies.sort()
     valid = codes.get("VALID", 0)
+    n = len(items)
     return {
         "concurrency": concurrency,
-        "tx": len(proposals),
+        "tx": n,
         "valid": valid,
         "codes": codes,
+        "elapsed_s": round(elapsed, 3),
         "tx_per_s": round(valid / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
-        "cpu_ms_per_tx": round(cpu * 1000 / len(proposals), 2),
+        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 1),
+        "cpu_ms_per_tx": round(cpu * 1000 / n, 2),
+        "server_cpu_ms_per_tx": {
+            g: round((after[g] - before.get(g, 0.0)) * 1000 / n, 2) for g in sorted(after)
+        },
+        "load1_before": load,
+        "latencies_ms": [round(x * 1000, 1) for x in latencies],
     }
+
+
+def put_items(prefix: str, n: int, value_size: int) -> list[tuple[str, str]]:
+    return [
+        (f"{prefix}{i:08d}", os.urandom(value_size // 2 + 1).hex()[:value_size]) for i in range(n)
+    ]
+
+
+def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per level and chaincode: tx/s over all its runs, p50/p99 over all their latencies."""
+    rows = []
+    for level in sorted({r["concurrency"] for r in runs}):
+        row: dict[str, Any] = {"concurrency": level}
+        for kind in ("python", "go"):
+            mine = [r for r in runs if r["concurrency"] == level and r["chaincode"] == kind]
+            if not mine:
+                continue
+            lat = sorted(x for r in mine for x in r["latencies_ms"])
+            cc = [r["server_cpu_ms_per_tx"].get("chaincode") for r in mine]
+            row[kind] = {
+                "runs": len(mine),
+                "tx_per_s": round(
+                    sum(r["valid"] for r in mine) / sum(r["elapsed_s"] for r in mine), 1
+                ),
+                "p50_ms": round(statistics.median(lat), 1),
+                "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                "chaincode_cpu_ms_per_tx": (
+                    round(statistics.mean(c for c in cc if c is not None), 2)
+                    if any(c is not None for c in cc)
+                    else None
+                ),
+                "load1": [r["load1_before"] for r in mine],
+            }
+        if "python" in row and "go" in row:
+            row["ratio"] = round(row["python"]["tx_per_s"] / row["go"]["tx_per_s"], 2)
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| in flight | Python tx/s | p50 / p99 ms | Go tx/s | p50 / p99 ms | Python/Go | "
+        "chaincode CPU ms/tx Py / Go |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        py, go = row.get("python", {}), row.get("go", {})
+        lines.append(
+            f"| {row['concurrency']} | {py.get('tx_per_s', '-')} | "
+            f"{py.get('p50_ms', '-')} / {py.get('p99_ms', '-')} | {go.get('tx_per_s', '-')} | "
+            f"{go.get('p50_ms', '-')} / {go.get('p99_ms', '-')} | {row.get('ratio', '-')} | "
+            f"{py.get('chaincode_cpu_ms_per_tx', '-')} / {go.get('chaincode_cpu_ms_per_tx', '-')} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,38 +347,122 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-dir", type=Path, help="a node directory with ledger: fabric")
     parser.add_argument("--operator", default="kz-customs-khorgos", help="wallet name (--node-dir)")
     parser.add_argument("--sez", default="KZ-KHORGOS")
+    parser.add_argument("--setup", action="store_true", help="make the genesis/operator/SEZ first")
+    parser.add_argument("--go-chaincode", type=Path, help="a Go ccaas chaincode binary to compare")
+    parser.add_argument(
+        "--fabric-bin",
+        type=Path,
+        default=os.environ.get("CARAVAN_FABRIC_BIN"),
+        help="Fabric binaries (peer) for --go-chaincode; default $CARAVAN_FABRIC_BIN",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="runs per chaincode and level")
+    parser.add_argument("--markdown", action="store_true", help="print the summary as a table")
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
-    levels = [int(c) for c in args.concurrency.split(",")]
+    try:
+        levels = [int(c) for c in args.concurrency.split(",")]
+    except ValueError:
+        levels = [0]
     if any(not 1 <= c <= 400 for c in levels):
         print("error: --concurrency levels must be between 1 and 400", file=sys.stderr)
         return 3
+    if args.node_dir is None and (args.setup or args.go_chaincode):
+        print("error: --setup and --go-chaincode need --node-dir", file=sys.stderr)
+        return 3
+    if args.go_chaincode is not None and args.fabric_bin is None:
+        print("error: --go-chaincode needs --fabric-bin (or CARAVAN_FABRIC_BIN)", file=sys.stderr)
+        return 3
+    rounds = args.rounds or (2 if args.go_chaincode else 1)
+    say: Callable[[str], None] = (lambda m: None) if args.json else print
+    from node.errors import NodeError
+
+    try:
+        return _run(args, levels, rounds, say)
+    except NodeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
+
+
+def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) -> int:
     target = (
         "in-process test peer (not Fabric)"
         if args.node_dir is None
         else "Gateway peer of " + str(args.node_dir)
     )
+    if args.setup:
+        setup(args.node_dir, args.operator, args.sez, say)
+    root = network_root(args.node_dir) if args.node_dir is not None else None
+    pids = network_pids(root)
+    python_pids = {k: v for k, v in pids.items()}
+    gocc_ctx: Any = contextlib.nullcontext()
+    if args.go_chaincode is not None:
+        from bench._fabric_gocc import GoChaincode
+        from node.network.generate import GeneratedNetwork
+        from node.network.runner import FabricBinaries
+
+        if root is None:
+            print(f"error: {args.node_dir} is not in a generated network", file=sys.stderr)
+            return 3
+        gocc_ctx = GoChaincode(
+            GeneratedNetwork.open(root),
+            FabricBinaries.find(args.fabric_bin),
+            args.go_chaincode,
+            progress=say,
+        )
     opener: Callable[[], Any] = (
         in_process
         if args.node_dir is None
         else lambda: from_node(args.node_dir, args.operator, args.sez)
     )
-    results = []
-    with opener() as (ledger, operator, sez):
-        warm = signed_batch(operator, sez, f"W{os.getpid()}-", 20)
-        ledger.submit_many(warm)
+    runs: list[dict[str, Any]] = []
+    with gocc_ctx as gocc, opener() as (ledger, operator, sez):
+        kinds = ["python"] + (["go"] if gocc is not None else [])
+        go_pids = {}
+        if gocc is not None:
+            fabric_procs = {k: v for k, v in pids.items() if group_of(k) != "chaincode"}
+            go_pids = {**fabric_procs, **{f"gocc.{m}": p for m, p in gocc.pids.items()}}
+        sample = signed_batch(operator, sez, f"S{os.getpid()}-", 1)[0]
+        value_size = len(canonical_json(sample.to_json()))
+        ledger.submit_many(signed_batch(operator, sez, f"W{os.getpid()}-", 20))
+        if gocc is not None:
+            warm = put_items(f"w{os.getpid()}-", 20, value_size)
+            receipts = [ledger.invoke("put", kv, chaincode=gocc.name) for kv in warm[:2]]
+            assert all(r.code == "VALID" for r in receipts), receipts
+            got = ledger.evaluate("get", [warm[0][0]], chaincode=gocc.name)
+            assert got.status == 200 and got.payload == warm[0][1].encode(), got
         for level in levels:
             n = args.tx if level > 1 else max(20, args.tx // 10)
-            proposals = signed_batch(operator, sez, f"B{level}-{os.getpid()}-", n)
-            result = run_level(ledger, proposals, level)
-            results.append(result)
-            if not args.json:
-                print(
-                    f"{target}: {level:>3} in flight: {result['tx_per_s']:>8} committed tx/s, "
-                    f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-                    f"process CPU {result['cpu_ms_per_tx']} ms/tx, codes {result['codes']}"
-                )
-    print(json.dumps({"target": target, "levels": results}))
+            for r in range(rounds):
+                for kind in kinds:
+                    tag = f"{level}-{r}-{os.getpid()}-"
+                    if kind == "python":
+                        result = run_level(
+                            ledger.submit,
+                            signed_batch(operator, sez, f"B{tag}", n),
+                            level,
+                            python_pids,
+                        )
+                    else:
+                        result = run_level(
+                            lambda kv: ledger.invoke("put", kv, chaincode=gocc.name),
+                            put_items(f"g{tag}", n, value_size),
+                            level,
+                            go_pids,
+                        )
+                    result["chaincode"] = kind
+                    runs.append(result)
+                    say(
+                        f"{target}: {kind:>6} {level:>3} in flight: {result['tx_per_s']:>7} "
+                        f"tx/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, client "
+                        f"{result['cpu_ms_per_tx']} ms/tx, servers {result['server_cpu_ms_per_tx']}"
+                        f" ms/tx, load {result['load1_before']}, codes {result['codes']}"
+                    )
+    rows = summary(runs)
+    if args.markdown and not args.json:
+        print(markdown(rows))
+    for run in runs:
+        del run["latencies_ms"]
+    print(json.dumps({"target": target, "value_bytes": value_size, "summary": rows, "runs": runs}))
     return 0
 
 
