@@ -33,6 +33,7 @@ for _module in (
     "mra",
     "recognition",
     "trace",
+    "sez",
     "chaincode",
     "network",
 ):

@@ -16,7 +16,6 @@ event was changed after its hash was taken, and nothing is anchored.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,10 +24,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from chaincode.trace import EVENT_HASH, EVENT_TYPES, MAX_BATCH
-from node.epcis import event_hashes
+from chaincode.trace import EVENT_TYPES, MAX_BATCH
+from node.epcis import AnchorPlan, anchor_plan, epcis_event_hash, event_fields
 from node.errors import NodeError
-from node.services.errors import InvalidArguments
 
 from ._common import console, err_console, fail
 from .client import (
@@ -43,129 +41,22 @@ from .client import (
     print_json,
 )
 
-__all__ = ["app", "epcis_event_hash", "event_fields", "register"]
+__all__ = [
+    "app",
+    "corrections",
+    "epcis_event_hash",
+    "event_fields",
+    "register",
+    "with_corrections",
+]
 
 app = typer.Typer(help="Consignment traceability events (EPCIS 2.0).", no_args_is_help=True)
 
 MAX_FILE = 256 * 1024 * 1024
-#: CBV vocabulary prefixes stripped from bizStep / disposition (URN and web URI forms)
-_CBV_PREFIXES = {
-    "bizStep": ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-"),
-    "disposition": ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-"),
-}
-_UCR_PREFIX = "urn:wco:ucr:"
-_UCR_TYPE = re.compile(r"(?:^|[:/#-])ucr\Z", re.IGNORECASE)
-#: left out of the hashed event: set by a repository, or the hash itself
-_NOT_HASHED = ("eventID", "recordTime")
 
 RefArg = Annotated[
     str, typer.Argument(help="Consignment reference (WCO UCR), e.g. 26KZ0000042-KHG.")
 ]
-
-
-def epcis_event_hash(event: dict[str, Any], context: Any = None) -> str:
-    """``ni:///sha-256;<hex>?ver=CBV2.0``: the event's CBV 2.0 hash (GS1's algorithm)."""
-    return _checked_hashes([event], context)[0]
-
-
-def _checked_hashes(events: list[dict[str, Any]], context: Any) -> list[str]:
-    """CBV 2.0 hashes; an eventID that is a hash must be the computed one."""
-    hashes = event_hashes(events, context)
-    for n, (event, computed) in enumerate(zip(events, hashes, strict=True), start=1):
-        given = event.get("eventID")
-        if isinstance(given, str) and EVENT_HASH.match(given) and given != computed:
-            raise InvalidArguments(
-                f"event {n}: eventID {given} is not the event's CBV 2.0 hash ({computed}): "
-                "the event was changed after its hash was taken"
-            )
-    return hashes
-
-
-def _vocab(event: dict[str, Any], name: str) -> str | None:
-    value = event.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidArguments(f"{name} must be a string")
-    for prefix in _CBV_PREFIXES[name]:
-        if value.startswith(prefix):
-            return value[len(prefix) :]
-    return value
-
-
-def _location(event: dict[str, Any]) -> str:
-    for name in ("bizLocation", "readPoint"):
-        where = event.get(name)
-        if isinstance(where, dict) and isinstance(where.get("id"), str) and where["id"]:
-            return str(where["id"])
-    raise InvalidArguments("the event has no bizLocation.id or readPoint.id")
-
-
-def _consignment(event: dict[str, Any]) -> str:
-    items = event.get("bizTransactionList")
-    if not isinstance(items, list) or not items:
-        raise InvalidArguments(
-            "the event names no consignment (no bizTransactionList): give --consignment-ref"
-        )
-    refs = [i for i in items if isinstance(i, dict) and isinstance(i.get("bizTransaction"), str)]
-    ucr = [i for i in refs if isinstance(i.get("type"), str) and _UCR_TYPE.search(i["type"])]
-    chosen = ucr or refs
-    if len(chosen) != 1:
-        raise InvalidArguments(
-            "cannot tell the consignment: give one bizTransaction of type ucr, or --consignment-ref"
-        )
-    value = str(chosen[0]["bizTransaction"])
-    return value[len(_UCR_PREFIX) :] if value.startswith(_UCR_PREFIX) else value
-
-
-def _event_time(event: dict[str, Any]) -> str:
-    when = event.get("eventTime")
-    if not isinstance(when, str) or not when:
-        raise InvalidArguments("the event has no eventTime")
-    if re.search(r"(?:[Zz]|[+-]\d{2}:\d{2})\Z", when) is None:
-        offset = event.get("eventTimeZoneOffset")
-        if not isinstance(offset, str):
-            raise InvalidArguments(
-                "eventTime has no UTC offset and there is no eventTimeZoneOffset"
-            )
-        when += offset
-    return when
-
-
-def event_fields(
-    event: Any,
-    *,
-    consignment_ref: str | None = None,
-    aeo_id: str | None = None,
-    event_hash: str | None = None,
-) -> dict[str, Any]:
-    """The ``AnchorEvents`` entry of one EPCIS 2.0 event (the contract checks the values).
-
-    ``event_hash``: the CBV 2.0 hash when already computed for the whole document.
-    """
-    if not isinstance(event, dict):
-        raise InvalidArguments("an event is a JSON object")
-    kind = event.get("type")
-    if kind not in EVENT_TYPES:
-        raise InvalidArguments(f"type must be one of {', '.join(EVENT_TYPES)} (got {kind!r})")
-    biz_step = _vocab(event, "bizStep")
-    if biz_step is None:
-        raise InvalidArguments("the event has no bizStep")
-    fields: dict[str, Any] = {
-        "consignment_ref": consignment_ref or _consignment(event),
-        "event_type": kind,
-        "biz_step": biz_step,
-        "event_time": _event_time(event),
-        "location": _location(event),
-    }
-    disposition = _vocab(event, "disposition")
-    if disposition is not None:
-        fields["disposition"] = disposition
-    if aeo_id is not None:
-        fields["aeo_id"] = aeo_id
-    # last: the fields above are checked before the hash library sees the event
-    fields["event_hash"] = event_hash or epcis_event_hash(event)
-    return fields
 
 
 def _events(path: Path) -> tuple[list[Any], Any]:
@@ -218,30 +109,18 @@ def anchor_command(
     """Anchor the events' hashes on the ledger (an accredited operator of the zone).
 
     Every event is mapped and checked first (nothing is submitted if one is not usable);
-    then one AnchorEvents transaction per batch, in document order.
+    then one AnchorEvents transaction per batch, in document order. An event with an
+    errorDeclaration is not anchored itself: its corrective events (correctiveEventIDs,
+    in the same document) are, each with ``corrects`` naming the erroneous event.
     """
     events, context = _events(file)
     if not events:
         raise fail(f"{file} holds no events")
-    entries = []
-    seen: dict[str, int] = {}
-    for n, event in enumerate(events, start=1):
-        try:
-            entry = event_fields(
-                event, consignment_ref=consignment_ref, aeo_id=aeo_id, event_hash="-"
-            )
-        except NodeError as exc:
-            raise fail(f"event {n}: {exc}") from None
-        entries.append(entry)
     try:
-        hashes = _checked_hashes(events, context)
+        plan = anchor_plan(events, context, consignment_ref=consignment_ref, aeo_id=aeo_id)
     except NodeError as exc:
         raise fail(str(exc)) from None
-    for n, (entry, event_hash) in enumerate(zip(entries, hashes, strict=True), start=1):
-        entry["event_hash"] = event_hash
-        if entry["event_hash"] in seen:
-            raise fail(f"event {n} is the same event as event {seen[entry['event_hash']]}")
-        seen[entry["event_hash"]] = n
+    entries = plan.entries
     batches: list[dict[str, Any]] = []
     with connect(
         directory=directory,
@@ -260,10 +139,11 @@ def anchor_command(
                         conn.propose("AnchorEvents", {"sez": sez, "events": chunk})
                     )
                 except NodeError as exc:
-                    if batches:  # say what is already on the ledger
+                    if batches:  # say what is already on the ledger (document positions)
+                        first, last = plan.positions[start], plan.positions[start + len(chunk) - 1]
                         exc.message = (
-                            f"events {start + 1}-{start + len(chunk)}: {exc.message} "
-                            f"(events 1-{start} are anchored)"
+                            f"events {first}-{last}: {exc.message} "
+                            f"(the events before event {first} are anchored)"
                         )
                     raise
                 payload = receipt.get("payload") or {}
@@ -277,8 +157,17 @@ def anchor_command(
                     }
                 )
                 bar.advance(task, len(chunk))
+    corrections = _corrections_of(plan)
     if as_json:
-        print_json({"sez": sez, "anchored": len(entries), "batches": batches})
+        print_json(
+            {
+                "sez": sez,
+                "anchored": len(entries),
+                "declarations": len(plan.declarations),
+                "corrections": corrections,
+                "batches": batches,
+            }
+        )
         return
     console.print(
         f"anchored {len(entries)} event(s) of {escape(sez)} in {len(batches)} transaction(s)",
@@ -290,6 +179,40 @@ def anchor_command(
     for b in batches:
         table.add_row(str(b["tx_id"]), str(b["block"]), str(b["size"]), str(b["batch_root"]))
     console.print(table)
+    for d in plan.declarations:
+        reason = d.declaration.reason or "no reason given"
+        fixes = ", ".join(f"event {m} ({_short(h)})" for m, h in d.corrective)
+        console.print(
+            f"event {d.event} declares {_short(d.erroneous)} erroneous "
+            f"({escape(reason)}, {d.declaration.declaration_time}): corrected by {fixes}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _corrections_of(plan: AnchorPlan) -> list[dict[str, Any]]:
+    """The corrective events anchored, with the events they correct and why."""
+    why: dict[str, list[dict[str, Any]]] = {}
+    for d in plan.declarations:
+        for _m, event_hash in d.corrective:
+            why.setdefault(event_hash, []).append(
+                {
+                    "event": d.event,
+                    "event_hash": d.erroneous,
+                    "reason": d.declaration.reason,
+                    "declaration_time": d.declaration.declaration_time,
+                }
+            )
+    return [
+        {
+            "event": n,
+            "event_hash": entry["event_hash"],
+            "corrects": entry["corrects"],
+            "declarations": why.get(entry["event_hash"], []),
+        }
+        for n, entry in zip(plan.positions, plan.entries, strict=True)
+        if entry.get("corrects")
+    ]
 
 
 def _short(event_hash: str | None) -> str:
@@ -297,6 +220,33 @@ def _short(event_hash: str | None) -> str:
         return "-"
     digest = event_hash.removeprefix("ni:///sha-256;").removesuffix("?ver=CBV2.0")
     return f"{digest[:12]}…"
+
+
+def with_corrections(trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trail with ``corrected_by`` on each event: the later events whose ``corrects``
+    name it (a correction never edits the event it corrects)."""
+    corrected_by: dict[str, list[str]] = {}
+    for e in trail:
+        for corrected in e.get("corrects") or []:
+            corrected_by.setdefault(str(corrected), []).append(str(e.get("event_hash")))
+    return [{**e, "corrected_by": corrected_by.get(str(e.get("event_hash")), [])} for e in trail]
+
+
+def _seqs(trail: list[dict[str, Any]]) -> dict[str, Any]:
+    return {str(e.get("event_hash")): e.get("seq") for e in trail}
+
+
+def _refs(hashes: list[str], seqs: dict[str, Any]) -> str:
+    return ", ".join(f"#{seqs[h]}" if h in seqs else _short(h) for h in hashes)
+
+
+def _correction_note(e: dict[str, Any], seqs: dict[str, Any]) -> str:
+    notes = []
+    if e.get("corrects"):
+        notes.append(f"[yellow]corrects {_refs(e['corrects'], seqs)}[/]")
+    if e.get("corrected_by"):
+        notes.append(f"[red]corrected by {_refs(e['corrected_by'], seqs)}[/]")
+    return "; ".join(notes) or "-"
 
 
 @app.command("trail")
@@ -307,16 +257,18 @@ def trail_command(
     node: NodeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A consignment's anchored events in order, with their batches."""
+    """A consignment's anchored events in order, with their batches and corrections."""
     with connect(directory=directory, node=node) as conn:
-        trail = conn.client.trail(consignment_ref)
+        trail = with_corrections(conn.client.trail(consignment_ref))
     if as_json:
         print_json(trail)
         return
+    seqs = _seqs(trail)
     table = Table(title=f"consignment {consignment_ref}: {len(trail)} event(s)")
     for column in ("seq", "event time", "type", "biz step", "disposition", "location", "SEZ"):
         table.add_column(column, overflow="fold")
     table.add_column("event hash", no_wrap=True)
+    table.add_column("correction", overflow="fold")
     for e in trail:
         table.add_row(
             str(e.get("seq")),
@@ -327,8 +279,23 @@ def trail_command(
             escape(str(e.get("location"))),
             escape(str(e.get("sez"))),
             _short(e.get("event_hash")),
+            _correction_note(e, seqs),
         )
     console.print(table)
+
+
+def corrections(trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trail's corrections: ``[{seq, event_hash, corrects: [{seq, event_hash}]}]``."""
+    seqs = _seqs(trail)
+    return [
+        {
+            "seq": e.get("seq"),
+            "event_hash": e.get("event_hash"),
+            "corrects": [{"seq": seqs.get(h), "event_hash": h} for h in e["corrects"]],
+        }
+        for e in trail
+        if e.get("corrects")
+    ]
 
 
 @app.command("verify")
@@ -339,9 +306,15 @@ def verify_command(
     node: NodeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-check the trail's links, sequence and Merkle proofs: exit 0 intact, 1 broken."""
+    """Re-check the trail's links, sequence and Merkle proofs: exit 0 intact, 1 broken.
+
+    The corrections in the trail are listed (``corrections`` in --json when there are any).
+    """
     with connect(directory=directory, node=node) as conn:
         report = conn.client.verify_trail(consignment_ref)
+        fixes = corrections(conn.client.trail(consignment_ref))
+    if fixes:
+        report = {**report, "corrections": fixes}
     if as_json:
         print_json(report)
     elif report.get("ok"):
@@ -360,6 +333,17 @@ def verify_command(
         )
         for problem in problems:
             err_console.print(f"  - {escape(str(problem))}", highlight=False, soft_wrap=True)
+    if not as_json:
+        out = console if report.get("ok") else err_console
+        for fix in fixes:
+            fixed = ", ".join(
+                f"event {c['seq']} ({_short(c['event_hash'])})" for c in fix["corrects"]
+            )
+            out.print(
+                f"  correction: event {fix['seq']} ({_short(fix['event_hash'])}) corrects {fixed}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if not report.get("ok"):
         raise typer.Exit(EXIT_NEGATIVE)
 
