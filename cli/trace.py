@@ -11,6 +11,12 @@ reference implementation (``epcis-event-hash-generator``, through node/epcis.py,
 never fetches a JSON-LD context from the internet). An ``eventID`` that already is a
 ``ni:///sha-256;…?ver=CBV2.0`` hash must equal the computed one: a mismatch means the
 event was changed after its hash was taken, and nothing is anchored.
+
+**Corrections.** The mapping (node/epcis.py, :func:`node.epcis.anchor_plan`) turns EPCIS 2.0
+error declarations into the contract's corrections: a declaration (the erroneous event
+repeated with ``errorDeclaration``) is not anchored itself; each corrective event it names
+is anchored with ``corrects``. ``trace trail`` shows ``corrects`` / ``corrected_by`` on
+each event, ``trace verify`` lists the trail's corrections.
 """
 
 from __future__ import annotations
