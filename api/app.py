@@ -27,6 +27,8 @@ from fastapi import FastAPI
 
 from node.embedded.ledger import EmbeddedLedger
 from node.index import Index
+from node.index.feeder import IndexFeeder
+from node.index.index import in_memory
 from node.node import Node
 from node.services.context import NodeContext
 from node.services.seal import OrgSealers
@@ -53,6 +55,7 @@ def create_app(
     max_body_bytes: int | None = None,
     trust_services: bool = True,
     index_interval: float = DEFAULT_INDEX_INTERVAL_S,
+    index_process: bool = False,
 ) -> FastAPI:
     """The API of an opened node (or of a bare context, for tests and tools).
 
@@ -60,6 +63,9 @@ def create_app(
     e-seals serve ``/v1/orgs/{org}/seal`` and, with ``trust_services``, their TSA, OCSP
     and CRLs ``/orgs/{org}/…``. ``index``: an :class:`Index` or URL (default: the node's
     ``index.url``; with a bare context, none — the list routes then answer 503).
+    ``index_process``: feed the index from a child process reading the ledger file
+    (node.index.feeder) when the ledger is embedded and the index is not in memory;
+    otherwise, and by default, a thread of this process feeds it.
     """
     if isinstance(source, Node):
         ctx = source.context
@@ -76,6 +82,7 @@ def create_app(
     if opened is None and isinstance(ctx.index, Index):
         opened = ctx.index
     ctx = dataclasses.replace(ctx, index=opened)
+    feeder = _feeder(ctx, opened, index_interval) if index_process else None
     clock = ctx.clock
     state = ApiState(
         ctx=ctx,
@@ -84,18 +91,23 @@ def create_app(
         index=opened,
         clock_s=lambda: clock() / 1e9,
         inline_reads=isinstance(ctx.ledger, EmbeddedLedger),
+        feeder=feeder,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        feeder = asyncio.create_task(_feed(state, index_interval)) if opened else None
+        if feeder is not None:
+            feeder.start()
+        task = asyncio.create_task(_feed(state, index_interval)) if opened and not feeder else None
         try:
             yield
         finally:
-            if feeder is not None:
-                feeder.cancel()
+            if task is not None:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await feeder
+                    await task
+            if feeder is not None:
+                await anyio.to_thread.run_sync(feeder.close)
             if owned and opened is not None:
                 opened.close()
 
@@ -117,6 +129,13 @@ def create_app(
         # TrustServicesApp reads the full path (/orgs/{ORG}/…): Starlette's Mount keeps it
         app.mount("/orgs", TrustServicesApp(pkis.values()), name="trust-services")
     return app
+
+
+def _feeder(ctx: NodeContext, index: Index | None, interval: float) -> IndexFeeder | None:
+    """The child-process feeder, when both databases can be opened by another process."""
+    if index is None or not isinstance(ctx.ledger, EmbeddedLedger) or in_memory(index.url):
+        return None
+    return IndexFeeder(ctx.ledger.store.path, index.url, interval=interval)
 
 
 async def _feed(state: ApiState, interval: float) -> None:

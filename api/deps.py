@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from cryptography import x509
-from fastapi import Depends, Query, Request
+from fastapi import BackgroundTasks, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from node.errors import NodeError
 from node.index import Index, IndexUnavailable
+from node.index.feeder import IndexFeeder
 from node.services.context import NodeContext
 from node.services.identity import caller_trust, ledger_height
 from node.services.seal import OrgSealers
@@ -82,6 +83,8 @@ class ApiState:
     #: point reads answer in microseconds from a local ledger (embedded): run them on
     #: the event loop, where a thread-pool hop would cost more than the read itself
     inline_reads: bool = False
+    #: feeds the index from a child process (node.index.feeder); None: a thread here
+    feeder: IndexFeeder | None = None
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
     _members: Any = None
 
@@ -103,6 +106,15 @@ class ApiState:
         return await run_in_threadpool(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ index
+    def committed(self, background: BackgroundTasks) -> None:
+        """After a write reached a block (on the event loop): wake the event streams and
+        have the index catch up, by the child feeder or after the response."""
+        self.commits.fire()
+        if self.feeder is not None:
+            self.feeder.nudge()
+        else:
+            background.add_task(self.catch_up_quietly)
+
     def catch_up(self) -> int:
         """Feed the index up to the ledger's height (one feeder at a time)."""
         if self.index is None:

@@ -195,10 +195,19 @@ def start(
         int | None,
         typer.Option(help="Listen port (default: listen.port in node.yaml; 0: a free port)."),
     ] = None,
+    index_process: Annotated[
+        bool,
+        typer.Option(
+            "--index-process/--index-thread",
+            help="Feed the index from a child process reading the ledger file (embedded "
+            "ledger, index not in memory), or from a thread of the node's process.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the node: the /v1 API and each hosted organisation's TSA, OCSP and CRLs.
 
-    One process (the embedded ledger has one writer). Passphrases as for every node
+    One process writes the ledger (the embedded ledger has one writer); a child
+    process feeds the index from the ledger file. Passphrases as for every node
     command: CARAVAN_PASSPHRASE_<ORG>, else DIR/secrets/<ORG>.pass. Ctrl-C stops it.
     """
     import uvicorn
@@ -212,7 +221,7 @@ def start(
         raise fail(f"--port must be between 0 and 65535 (got {port})")
     host = host or config.listen.host
     with Node.open(directory) as node:
-        app = create_app(node)
+        app = create_app(node, index_process=index_process)
         sock = bind_socket(host, config.listen.port if port is None else port)
         try:
             bound = sock.getsockname()[1]

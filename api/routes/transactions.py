@@ -108,8 +108,7 @@ async def submit_transaction(
     signed = _parse(body)
     receipt = await run_in_threadpool(state.ctx.ledger.submit, signed)
     if receipt.block is not None:
-        state.commits.fire()
-        background.add_task(state.catch_up_quietly)
+        state.committed(background)
     if not receipt.valid:
         return _refusal(receipt, request.url.path)
     return receipt_model(submit.check_receipt(receipt))
@@ -127,6 +126,5 @@ async def submit_batch(
     signed = [_parse(p) for p in body.proposals]
     receipts = await run_in_threadpool(submit.submit_many, state.ctx, signed)
     if any(r.block is not None for r in receipts):
-        state.commits.fire()
-        background.add_task(state.catch_up_quietly)
+        state.committed(background)
     return BatchReceipts(receipts=[receipt_model(r) for r in receipts])

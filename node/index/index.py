@@ -111,6 +111,8 @@ class Index:
         #: the current time in microseconds, for what is derived at query time
         #: (an AEO past valid_until is expired, a signed MRA past effective_from in force)
         self.clock = clock
+        #: as given (a password included): another process opens the same index with it
+        self.url = url
         self.engine = _engine(url)
         try:
             with self.engine.begin() as conn:
@@ -454,6 +456,15 @@ class Index:
 
 
 # ---------------------------------------------------------------------- engine
+def in_memory(url: str) -> bool:
+    """Whether ``url`` names an SQLite database in memory (one process only)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
 def _engine(url: str) -> Engine:
     try:
         parsed = make_url(url)

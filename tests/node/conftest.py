@@ -5,16 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from node.embedded.ledger import EmbeddedLedger
 from node.proposal import KeySigner, SignedProposal, make_proposal
 from tests.conftest import Consortium
+from tests.node.pg import PostgresNotInstalled, PostgresServer
 from trust_services.pki import OrgPki
 from trust_services.profiles import CertProfile
 
@@ -114,3 +117,31 @@ def ledger_factory(tmp_path: Path, signers: Signers) -> Iterator[Callable[..., E
     yield make
     for ledger in opened:
         ledger.close()
+
+
+# ------------------------------------------------------------------ index databases
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    try:
+        with PostgresServer.start() as server:
+            yield server
+    except PostgresNotInstalled as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty index databases of the parametrised kind."""
+    stack: list[Any] = []
+
+    def fresh() -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / f'index-{uuid.uuid4().hex[:8]}.db'}"
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        db = server.database(f"index_{uuid.uuid4().hex[:12]}")
+        stack.append(db)
+        return db.__enter__()
+
+    yield fresh
+    for db in reversed(stack):
+        db.__exit__(None, None, None)

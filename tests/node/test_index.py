@@ -12,7 +12,6 @@ import dataclasses
 import json
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from tests.chaincode.conftest import aeo_record, aeo_write
 from tests.chaincode.test_mra import ACT, proposal
 from tests.chaincode.test_trace import event_hash
 from tests.node.conftest import CHANNEL, Signers, genesis_arg, propose
-from tests.node.pg import PostgresNotInstalled, PostgresServer
 from tests.node.test_scenario import Clock
 
 SEZ = "KZ-KHORGOS"
@@ -38,33 +36,6 @@ STEPS = ["arriving", "inspecting", "storing", "loading", "departing"]
 
 
 # ------------------------------------------------------------------ databases
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    try:
-        with PostgresServer.start() as server:
-            yield server
-    except PostgresNotInstalled as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
-    """A factory of fresh, empty index databases of the parametrised kind."""
-    stack: list[Any] = []
-
-    def fresh() -> str:
-        if request.param == "sqlite":
-            return f"sqlite:///{tmp_path / f'index-{uuid.uuid4().hex[:8]}.db'}"
-        server: PostgresServer = request.getfixturevalue("pg_server")
-        db = server.database(f"index_{uuid.uuid4().hex[:12]}")
-        stack.append(db)
-        return db.__enter__()
-
-    yield fresh
-    for db in reversed(stack):
-        db.__exit__(None, None, None)
-
-
 @pytest.fixture
 def open_index(index_url: Callable[[], str]) -> Iterator[Callable[..., Index]]:
     opened: list[Index] = []
