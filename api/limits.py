@@ -2,8 +2,11 @@
 
 >>> app.add_middleware(BodyLimit, max_body_bytes=1024 * 1024)
 
-A declared ``Content-Length`` over the limit is refused at once, before the body is
-read. A body without one (``Transfer-Encoding: chunked``) is counted as the application
+A declared ``Content-Length`` over the limit is refused without handing the body to
+the application: the body is read and discarded first when it is at most
+``DRAIN_MAX_BYTES`` (closing a socket with unread data makes the kernel reset the
+connection, and the client may then lose the 413 before reading it), larger ones are
+refused at once. A body without one (``Transfer-Encoding: chunked``) is counted as the application
 reads it; the chunk that crosses the limit raises :class:`BodyTooLarge` inside the
 application's ``receive`` — a Starlette ``HTTPException`` (413), so FastAPI's body
 parsing lets it through and the problem handlers answer it. If nothing in the
@@ -21,6 +24,8 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyLimit", "BodyTooLarge"]
 
 #: 1 MiB (node.yaml ``limits.max_body_bytes``)
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: an over-limit body declared at most this long is drained before the 413 is sent
+DRAIN_MAX_BYTES = 8 * 1024 * 1024
 
 
 class BodyTooLarge(HTTPException):
@@ -47,6 +52,8 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
+            if declared <= DRAIN_MAX_BYTES:
+                await _drain(receive)
             await self._refuse(scope, receive, send)
             return
         received = 0
@@ -84,6 +91,14 @@ class BodyLimit:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the request body (nothing of it is kept)."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from api.limits import DEFAULT_MAX_BODY_BYTES, DRAIN_MAX_BYTES, BodyLimit
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from tests.api.conftest import serve
 
@@ -101,3 +102,28 @@ def test_default_limit_is_one_mebibyte() -> None:
 def test_limit_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         BodyLimit(make_app(), max_body_bytes=-1)
+
+
+def test_a_large_declared_body_is_drained_so_the_413_arrives(client: httpx.Client) -> None:
+    """Several MiB over the limit: closing with unread data would reset the connection
+    and could lose the answer; the body is read and dropped first, every time."""
+    body = b"x" * (DRAIN_MAX_BYTES // 2)
+    for _ in range(5):
+        too_large(client.post("/v1/raw", content=body))
+
+
+def test_a_body_declared_beyond_the_drain_bound_is_refused_unread(client: httpx.Client) -> None:
+    """The 413 comes back before any of a 1 GiB body is sent."""
+    url = httpx.URL(str(client.base_url))
+    with socket.create_connection((url.host, url.port or 80), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/raw HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            + f"Content-Length: {1 << 30}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, f"connection closed without an answer: {answer!r}"
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in answer.lower()
