@@ -247,21 +247,21 @@ def run_level(
     pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     latencies: list[float] = []
-    codes: dict[str, int] = {}
 
-    def one(item: Any) -> None:
+    def one(item: Any) -> str:
         t0 = time.perf_counter()
         receipt = submit(item)
         latencies.append(time.perf_counter() - t0)
-        codes[receipt.code] = codes.get(receipt.code, 0) + 1
+        return receipt.code
 
+    from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
 
     load = load1()
     before = cpu_by_group(pids or {})
     cpu0, t0 = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, items))
+        codes = dict(Counter(pool.map(one, items)))
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     after = cpu_by_group(pids or {})
@@ -281,6 +281,9 @@ def run_level(
         "server_cpu_ms_per_tx": {
             g: round((after[g] - before.get(g, 0.0)) * 1000 / n, 2) for g in sorted(after)
         },
+        "total_cpu_ms_per_tx": round(
+            cpu * 1000 / n + sum(after[g] - before.get(g, 0.0) for g in after) * 1000 / n, 2
+        ),
         "load1_before": load,
         "latencies_ms": [round(x * 1000, 1) for x in latencies],
     }
@@ -315,10 +318,16 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     if any(c is not None for c in cc)
                     else None
                 ),
+                "total_cpu_ms_per_tx": round(
+                    statistics.mean(r["total_cpu_ms_per_tx"] for r in mine), 2
+                ),
                 "load1": [r["load1_before"] for r in mine],
             }
         if "python" in row and "go" in row:
-            row["ratio"] = round(row["python"]["tx_per_s"] / row["go"]["tx_per_s"], 2)
+            py, go = row["python"], row["go"]
+            row["ratio"] = round(py["tx_per_s"] / go["tx_per_s"], 2)
+            # with the CPU the limit, throughput goes as 1 / (CPU per tx of every process)
+            row["cpu_ratio"] = round(go["total_cpu_ms_per_tx"] / py["total_cpu_ms_per_tx"], 2)
         rows.append(row)
     return rows
 
@@ -326,17 +335,27 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| in flight | Python tx/s | p50 / p99 ms | Go tx/s | p50 / p99 ms | Python/Go | "
-        "chaincode CPU ms/tx Py / Go |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "chaincode CPU ms/tx Py / Go | all CPU ms/tx Py / Go | CPU ratio |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         py, go = row.get("python", {}), row.get("go", {})
-        lines.append(
-            f"| {row['concurrency']} | {py.get('tx_per_s', '-')} | "
-            f"{py.get('p50_ms', '-')} / {py.get('p99_ms', '-')} | {go.get('tx_per_s', '-')} | "
-            f"{go.get('p50_ms', '-')} / {go.get('p99_ms', '-')} | {row.get('ratio', '-')} | "
-            f"{py.get('chaincode_cpu_ms_per_tx', '-')} / {go.get('chaincode_cpu_ms_per_tx', '-')} |"
-        )
+
+        def both(key: str, py: dict[str, Any] = py, go: dict[str, Any] = go) -> str:
+            return f"{py.get(key, '-')} / {go.get(key, '-')}"
+
+        cells = [
+            row["concurrency"],
+            py.get("tx_per_s", "-"),
+            f"{py.get('p50_ms', '-')} / {py.get('p99_ms', '-')}",
+            go.get("tx_per_s", "-"),
+            f"{go.get('p50_ms', '-')} / {go.get('p99_ms', '-')}",
+            row.get("ratio", "-"),
+            both("chaincode_cpu_ms_per_tx"),
+            both("total_cpu_ms_per_tx"),
+            row.get("cpu_ratio", "-"),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -356,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Fabric binaries (peer) for --go-chaincode; default $CARAVAN_FABRIC_BIN",
     )
     parser.add_argument("--rounds", type=int, default=None, help="runs per chaincode and level")
+    parser.add_argument(
+        "--idle", type=float, default=5.0, help="seconds of idle CPU sampled first (--node-dir)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the summary as a table")
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
@@ -421,6 +443,16 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
         if gocc is not None:
             fabric_procs = {k: v for k, v in pids.items() if group_of(k) != "chaincode"}
             go_pids = {**fabric_procs, **{f"gocc.{m}": p for m, p in gocc.pids.items()}}
+        idle: dict[str, float] = {}
+        if args.idle > 0 and pids:
+            every = {**pids, **{k: v for k, v in go_pids.items() if k.startswith("gocc.")}}
+            before = {k: cpu_seconds(v) for k, v in every.items()}
+            time.sleep(args.idle)
+            idle = {
+                k: round((cpu_seconds(v) - before[k]) * 1000 / args.idle, 1)
+                for k, v in every.items()
+            }
+            say(f"idle CPU, ms per s over {args.idle:g} s: {idle}")
         sample = signed_batch(operator, sez, f"S{os.getpid()}-", 1)[0]
         value_size = len(canonical_json(sample.to_json()))
         ledger.submit_many(signed_batch(operator, sez, f"W{os.getpid()}-", 20))
@@ -462,7 +494,8 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
         print(markdown(rows))
     for run in runs:
         del run["latencies_ms"]
-    print(json.dumps({"target": target, "value_bytes": value_size, "summary": rows, "runs": runs}))
+    out = {"target": target, "value_bytes": value_size, "idle_cpu_ms_per_s": idle}
+    print(json.dumps({**out, "summary": rows, "runs": runs}))
     return 0
 
 
