@@ -178,9 +178,12 @@ class ApiServer:
     whose stats are written to ``profile_to`` when it stops.
     """
 
-    def __init__(self, directory: Path, *, profile_to: Path | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, profile_to: Path | None = None, index_thread: bool = False
+    ) -> None:
         self.directory = directory
         self.profile_to = profile_to
+        self.index_thread = index_thread
         self.base_url = ""
         self.proc: subprocess.Popen[str] | None = None
 
@@ -188,6 +191,8 @@ class ApiServer:
         if self.profile_to is None:
             command = [sys.executable, "-m", "cli.main", "node", "start"]
             command += ["--dir", str(self.directory), "--port", "0"]
+            if self.index_thread:
+                command.append("--index-thread")
         else:
             command = [sys.executable, __file__, "profile-serve", str(self.directory)]
             command.append(str(self.profile_to))
@@ -247,12 +252,35 @@ class ApiServer:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc; 0.0 elsewhere)."""
+    """User + system CPU seconds of a process and its live child processes (the index
+    feeder, endorsing workers) (Linux /proc; 0.0 elsewhere)."""
+    return sum(own_cpu_seconds(p) for p in (pid, *child_pids(pid)))
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (every thread's), recursively."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *child_pids(child)]
+    return found
 
 
 def _profile_serve(directory: Path, out: Path) -> None:
