@@ -203,6 +203,16 @@ class NodeClient(Protocol):
         self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
     ) -> dict[str, Any]: ...
 
+    def get_sez(self, sez: str) -> dict[str, Any]:
+        """The zone and its operators: ``{sez, country, msp_id, name, operators: [{subject,
+        registered}]}`` (``GetSez``; a 404 NodeError when it is not registered)."""
+        ...
+
+    def list_sezs(self, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the index's zones, by code: ``{items: [{sez, country, msp_id, name,
+        operators (a count), block, tx_id}], next_cursor}``."""
+        ...
+
     def trail(self, consignment_ref: str) -> list[dict[str, Any]]: ...
 
     def verify_trail(self, consignment_ref: str) -> dict[str, Any]: ...
@@ -303,6 +313,16 @@ class LocalClient:
         self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
     ) -> dict[str, Any]:
         page = self._caught_up().mras(limit=limit, cursor=cursor, **_filters(filters))
+        return {
+            "items": [dataclasses.asdict(e) for e in page.items],
+            "next_cursor": page.next_cursor,
+        }
+
+    def get_sez(self, sez: str) -> dict[str, Any]:
+        return trace.sez(self.node.context, sez)
+
+    def list_sezs(self, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        page = self._caught_up().sezs(limit=limit, cursor=cursor)
         return {
             "items": [dataclasses.asdict(e) for e in page.items],
             "next_cursor": page.next_cursor,
@@ -483,6 +503,16 @@ class HttpClient:
     ) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
             "GET", "/v1/mras", params={**filters, "limit": limit, "cursor": cursor}
+        )
+        return result
+
+    def get_sez(self, sez: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/v1/sez/{_q(sez)}")
+        return result
+
+    def list_sezs(self, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "GET", "/v1/sez", params={"limit": limit, "cursor": cursor}
         )
         return result
 

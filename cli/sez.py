@@ -5,7 +5,7 @@
 an operator of the zone: ``RegisterSezOperator`` signed by an admin of the zone's country
 (the code's prefix, ``KZ-…`` → KZ), which registers the zone with its first operator.
 ``sez show KZ-KHORGOS`` prints the zone and its operators (``GetSez``); ``sez list`` the
-zones of the ledger (from the node's index). Exit codes: docs/cli.md (0 done, 3 input or
+zones of the ledger (from the node's index; ``GET /v1/sez`` with ``--node``). Exit codes: docs/cli.md (0 done, 3 input or
 unknown zone, 4 refused: not an admin, another country's administration, already an
 operator).
 
@@ -20,7 +20,6 @@ extension (OID 1.2.3.4.5.6.7.8.1).
 from __future__ import annotations
 
 import json
-import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,28 +30,23 @@ from rich.table import Table
 
 from chaincode.identity import ROLE_ATTRIBUTE_OID
 from node.errors import NodeError
-from node.services import trace
 from node.services.errors import InvalidArguments
 from node.wallet import Wallet
 
 from ._common import console, fail, read_input
 from .client import (
-    ClientError,
     Connection,
     DirOpt,
-    HttpClient,
     IdentityDirOpt,
     IdentityOpt,
     JsonOpt,
-    LocalClient,
-    NodeClient,
     NodeOpt,
     connect,
     handle_client_errors,
     print_json,
 )
 
-__all__ = ["app", "get_sez", "list_sezs", "operator_subject", "register"]
+__all__ = ["app", "operator_subject", "register"]
 
 app = typer.Typer(
     help="Special economic zones: accredit operators, look zones up.", no_args_is_help=True
@@ -61,55 +55,6 @@ app = typer.Typer(
 MAX_CERT_FILE = 64 * 1024
 
 SezArg = Annotated[str, typer.Argument(help="The zone's code, e.g. KZ-KHORGOS.")]
-
-
-# --------------------------------------------------------------------------- reads
-def get_sez(client: NodeClient, sez: str) -> dict[str, Any]:
-    """The zone and its operators (``GetSez``; ``GET /v1/sez/{sez}`` over HTTP)."""
-    if isinstance(client, LocalClient):
-        return trace.sez(client.node.context, sez)
-    if isinstance(client, HttpClient):
-        result: dict[str, Any] = client._request(
-            "GET", f"/v1/sez/{urllib.parse.quote(sez, safe='')}"
-        )
-        return result
-    raise InvalidArguments(f"no SEZ reads through {type(client).__name__}")
-
-
-def list_sezs(client: NodeClient, *, limit: int, cursor: str | None) -> dict[str, Any]:
-    """One page of zones from the index: ``{items: [{sez, country, msp_id, name,
-    operators (count), block, tx_id}], next_cursor}``."""
-    if isinstance(client, LocalClient):
-        page = client._caught_up().sezs(limit=limit, cursor=cursor)
-        return {
-            "items": [
-                {
-                    "sez": e.sez,
-                    "country": e.country,
-                    "msp_id": e.msp_id,
-                    "name": e.name,
-                    "operators": e.operators,
-                    "block": e.block,
-                    "tx_id": e.tx_id,
-                }
-                for e in page.items
-            ],
-            "next_cursor": page.next_cursor,
-        }
-    if isinstance(client, HttpClient):
-        try:
-            result: dict[str, Any] = client._request(
-                "GET", "/v1/sez", params={"limit": limit, "cursor": cursor}
-            )
-        except ClientError as exc:
-            if exc.status in (404, 405):
-                raise InvalidArguments(
-                    f"the node at {client.url} offers no list of zones (GET /v1/sez): "
-                    "list them with --dir, or look one up with 'caravan sez show SEZ'"
-                ) from None
-            raise
-        return result
-    raise InvalidArguments(f"no SEZ list through {type(client).__name__}")
 
 
 # --------------------------------------------------------------------------- operator
@@ -183,7 +128,7 @@ def _zone_name(conn: Connection, sez: str, name: str | None) -> str:
             raise fail("--name must not be empty")
         return name
     try:
-        return str(get_sez(conn.client, sez)["name"])
+        return str(conn.client.get_sez(sez)["name"])
     except NodeError as exc:  # 404 over HTTP and here alike
         if exc.status != 404:
             raise
@@ -258,7 +203,7 @@ def show_command(
 ) -> None:
     """A zone, the administration that accredits its operators, and the operators."""
     with connect(directory=directory, node=node) as conn:
-        zone = get_sez(conn.client, sez)
+        zone = conn.client.get_sez(sez)
     if as_json:
         print_json(zone)
         return
@@ -297,7 +242,7 @@ def list_command(
 ) -> None:
     """The zones registered on the ledger, by code (from the node's index)."""
     with connect(directory=directory, node=node) as conn:
-        page = list_sezs(conn.client, limit=limit, cursor=cursor)
+        page = conn.client.list_sezs(limit=limit, cursor=cursor)
     if as_json:
         print_json(page)
         return

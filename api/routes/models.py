@@ -256,6 +256,25 @@ class Sez(_Open):
     operators: list[dict[str, Any]]
 
 
+class SezListItem(_Closed):
+    """A zone as the index lists it: the operators are counted, GET /v1/sez/{sez} names them."""
+
+    sez: str = Field(examples=["KZ-KHORGOS"])
+    country: str = Field(examples=["KZ"])
+    msp_id: str = Field(
+        description="the administration that accredits its operators", examples=["KZ-CUSTOMS"]
+    )
+    name: str = Field(examples=["Khorgos - Eastern Gate"])
+    operators: int = Field(ge=0, description="how many operators are accredited", examples=[2])
+    block: int = Field(ge=0, description="the block of the zone's last registration")
+    tx_id: str = Field(examples=[TX_ID_EXAMPLE])
+
+
+class SezPage(_Closed):
+    items: list[SezListItem]
+    next_cursor: str | None = Field(description="pass back as ?cursor= (null: no more)")
+
+
 class AnchoredEvent(_Open):
     event_hash: str = Field(
         examples=[

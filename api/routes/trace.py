@@ -1,4 +1,5 @@
-"""SEZs, anchored events (index list, one by hash), consignment trails, the event stream."""
+"""SEZs (index list, one with its operators), anchored events (index list, one by hash),
+consignment trails, the event stream."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from .models import (
     EventListItem,
     EventPage,
     Sez,
+    SezListItem,
+    SezPage,
     TrailVerification,
 )
 
@@ -45,6 +48,19 @@ RefPath = Annotated[
         examples=["26KZ0000042-KHG"],
     ),
 ]
+
+
+@router.get(
+    "/sez",
+    summary="The registered SEZs, by code, with their operator counts (index)",
+    response_model=SezPage,
+    responses=problem_responses(400, 422, 503),
+)
+def list_sezs(state: StateDep, limit: LimitQuery = 100, cursor: CursorQuery = None) -> SezPage:
+    page = state.fresh_index().sezs(limit=limit, cursor=cursor)
+    return SezPage(
+        items=[SezListItem(**asdict(z)) for z in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(

@@ -6,7 +6,6 @@ input error."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,12 +175,27 @@ def test_over_http(api: str, node_dir: Path, operators: dict[str, str]) -> None:
     code, _out, err = caravan("sez", "show", "not a zone", "--node", api)
     assert code == 3 and len(one_line(err)) > len("error: ")
 
-    # the list comes from the index: over HTTP when the API offers GET /v1/sez
-    code, out, err = caravan("sez", "list", "--node", api, "--json")
-    if code == 0:
-        assert [z["sez"] for z in json.loads(out)["items"]] == [SEZ]
-    else:
-        assert code == 3 and one_line(err) == (
-            f"error: the node at {api} offers no list of zones (GET /v1/sez): list them "
-            "with --dir, or look one up with 'caravan sez show SEZ'"
-        )
+    # the list comes from the node's index (GET /v1/sez), a write just made included
+    admin_kz = ("--node", api, "--identity-dir", node_dir, "--identity", "kz-customs-admin")
+    receipt = ok_json(
+        "sez", "register", "KZ-AKTAU", *admin_kz, "--name", "Aktau", "--operator", "kz-aktau"
+    )
+    assert receipt["code"] == "VALID"
+    listed = ok_json("sez", "list", "--node", api)
+    assert [(z["sez"], z["name"], z["operators"]) for z in listed["items"]] == [
+        ("KZ-AKTAU", "Aktau", 1),
+        (SEZ, NAME, 3),
+    ]
+    assert listed["items"][0]["tx_id"] == receipt["tx_id"]
+    assert listed["next_cursor"] is None
+    # page by page, as with --dir
+    first = ok_json("sez", "list", "--node", api, "--limit", "1")
+    assert [z["sez"] for z in first["items"]] == ["KZ-AKTAU"] and first["next_cursor"]
+    rest = ok_json("sez", "list", "--node", api, "--limit", "1", "--cursor", first["next_cursor"])
+    assert [z["sez"] for z in rest["items"]] == [SEZ] and rest["next_cursor"] is None
+    assert ok_json("sez", "list", "--dir", node_dir, "--limit", "1") == first
+    code, out, err = caravan("sez", "list", "--node", api, "--limit", "1")
+    assert code == 0, err
+    assert "1 zone(s)" in out and "KZ-AKTAU" in out and f"--cursor {first['next_cursor']}" in out
+    code, _out, err = caravan("sez", "list", "--node", api, "--cursor", "nonsense")
+    assert code == 3 and one_line(err) == "error: cursor is not one this list returned"
