@@ -314,13 +314,12 @@ def verify_command(
 ) -> None:
     """Re-check the trail's links, sequence and Merkle proofs: exit 0 intact, 1 broken.
 
-    The corrections in the trail are listed (``corrections`` in --json when there are any).
+    The corrections in the trail are listed (``corrections`` in --json, empty when none).
     """
     with connect(directory=directory, node=node) as conn:
         report = conn.client.verify_trail(consignment_ref)
         fixes = corrections(conn.client.trail(consignment_ref))
-    if fixes:
-        report = {**report, "corrections": fixes}
+    report = {**report, "corrections": fixes}
     if as_json:
         print_json(report)
     elif report.get("ok"):

@@ -315,6 +315,7 @@ def test_trace_anchor_trail_verify(story: Path, tmp_path: Path) -> None:
         "ok": True,
         "events": 5,
         "problems": [],
+        "corrections": [],
     }
     code, out, _err = caravan("trace", "verify", REF, *where)
     assert code == 0 and "OK, 5 event(s)" in out
