@@ -258,6 +258,7 @@ def run_level(
     from concurrent.futures import ThreadPoolExecutor
 
     load = load1()
+    each0 = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
     before = cpu_by_group(pids or {})
     cpu0, t0 = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -265,6 +266,10 @@ def run_level(
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     after = cpu_by_group(pids or {})
+    each = {
+        name: round((cpu_seconds(pid) - each0[name]) * 1000 / len(items), 2)
+        for name, pid in (pids or {}).items()
+    }
     latencies.sort()
     valid = codes.get("VALID", 0)
     n = len(items)
@@ -281,6 +286,7 @@ def run_level(
         "server_cpu_ms_per_tx": {
             g: round((after[g] - before.get(g, 0.0)) * 1000 / n, 2) for g in sorted(after)
         },
+        "process_cpu_ms_per_tx": each,
         "total_cpu_ms_per_tx": round(
             cpu * 1000 / n + sum(after[g] - before.get(g, 0.0) for g in after) * 1000 / n, 2
         ),
