@@ -60,6 +60,10 @@ from node.proposal import KeySigner, SignedProposal, make_proposal
 CHANNEL = "caravan"
 
 
+class BenchError(Exception):
+    """The bench cannot run as asked (one line, exit 3)."""
+
+
 def events(sez: str, prefix: str, n: int) -> list[str]:
     out = []
     for i in range(n):
@@ -135,7 +139,7 @@ def from_node(
 
     with Node.open(directory, max_in_flight=400) as node:
         if not isinstance(node.ledger, FabricLedger):
-            raise SystemExit(f"error: {directory} does not use ledger backend fabric")
+            raise BenchError(f"{directory} does not use ledger backend fabric")
         yield node.ledger, node.signer(operator), sez
 
 
@@ -155,13 +159,11 @@ def setup(directory: Path, operator: str, sez: str, say: Callable[[str], None]) 
     with Node.open(directory) as node:
         ledger = node.ledger
         if not isinstance(ledger, FabricLedger):
-            raise SystemExit(f"error: {directory} does not use ledger backend fabric")
+            raise BenchError(f"{directory} does not use ledger backend fabric")
         members = ledger.evaluate("GetMembers", [])
         if members.status != 200 or not json.loads(members.payload or b"[]"):
             if root is None:
-                raise SystemExit(
-                    "error: the ledger has no members: run caravan network init-ledger"
-                )
+                raise BenchError("the ledger has no members: run caravan network init-ledger")
             say("setup: InitLedger (caravan network init-ledger)")
             LocalNetwork(GeneratedNetwork.open(root)).init_ledger()
         msp = ledger.identity.msp_id
@@ -170,7 +172,7 @@ def setup(directory: Path, operator: str, sez: str, say: Callable[[str], None]) 
             node.wallet.issue(node.pki(msp), operator, role="sez-operator", sez=sez)
         entry = node.wallet.get(operator)
         if entry.role != "sez-operator" or entry.sez != sez:
-            raise SystemExit(f"error: wallet identity {operator} is not an sez-operator of {sez}")
+            raise BenchError(f"wallet identity {operator} is not an sez-operator of {sez}")
         answer = ledger.evaluate("GetSez", [json.dumps({"sez": sez})])
         registered = answer.status == 200 and any(
             op["subject"] == entry.subject for op in json.loads(answer.payload)["operators"]
@@ -179,7 +181,7 @@ def setup(directory: Path, operator: str, sez: str, say: Callable[[str], None]) 
             return
         admins = [e.name for e in node.wallet.entries() if e.role == "admin" and e.msp_id == msp]
         if not admins:
-            raise SystemExit(f"error: no admin of {msp} in the wallet to register {operator}")
+            raise BenchError(f"no admin of {msp} in the wallet to register {operator}")
         say(f"setup: {admins[0]} registers {operator} for {sez}")
         arg = {"sez": sez, "name": sez, "operator_subject": entry.subject}
         receipt = ledger.submit(
@@ -192,7 +194,7 @@ def setup(directory: Path, operator: str, sez: str, say: Callable[[str], None]) 
             )
         )
         if not receipt.valid:
-            raise SystemExit(f"error: RegisterSezOperator: {receipt.code} {receipt.message}")
+            raise BenchError(f"RegisterSezOperator: {receipt.code} {receipt.message}")
 
 
 # ---------------------------------------------------------------------- CPU of processes
@@ -409,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     except NodeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 3
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) -> int:
@@ -421,7 +426,6 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
         setup(args.node_dir, args.operator, args.sez, say)
     root = network_root(args.node_dir) if args.node_dir is not None else None
     pids = network_pids(root)
-    python_pids = {k: v for k, v in pids.items()}
     gocc_ctx: Any = contextlib.nullcontext()
     if args.go_chaincode is not None:
         from bench._fabric_gocc import GoChaincode
@@ -429,8 +433,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
         from node.network.runner import FabricBinaries
 
         if root is None:
-            print(f"error: {args.node_dir} is not in a generated network", file=sys.stderr)
-            return 3
+            raise BenchError(f"{args.node_dir} is not in a generated network (NET/nodes/ORG)")
         gocc_ctx = GoChaincode(
             GeneratedNetwork.open(root),
             FabricBinaries.find(args.fabric_bin),
@@ -461,13 +464,21 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
             say(f"idle CPU, ms per s over {args.idle:g} s: {idle}")
         sample = signed_batch(operator, sez, f"S{os.getpid()}-", 1)[0]
         value_size = len(canonical_json(sample.to_json()))
-        ledger.submit_many(signed_batch(operator, sez, f"W{os.getpid()}-", 20))
+        warm_up = ledger.submit_many(signed_batch(operator, sez, f"W{os.getpid()}-", 20))
+        refused = [r for r in warm_up if r.code != "VALID"]
+        if refused:
+            raise BenchError(f"AnchorEvents as {args.operator}: {refused[0]} (try --setup)")
         if gocc is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
             warm = put_items(f"w{os.getpid()}-", 20, value_size)
-            receipts = [ledger.invoke("put", kv, chaincode=gocc.name) for kv in warm[:2]]
-            assert all(r.code == "VALID" for r in receipts), receipts
+            with ThreadPoolExecutor(max_workers=len(warm)) as pool:
+                puts = list(
+                    pool.map(lambda kv: ledger.invoke("put", kv, chaincode=gocc.name), warm)
+                )
             got = ledger.evaluate("get", [warm[0][0]], chaincode=gocc.name)
-            assert got.status == 200 and got.payload == warm[0][1].encode(), got
+            if any(r.code != "VALID" for r in puts) or got.payload != warm[0][1].encode():
+                raise BenchError(f"{gocc.name} put/get did not work: {puts[0]}, get: {got}")
         for level in levels:
             n = args.tx if level > 1 else max(20, args.tx // 10)
             for r in range(rounds):
@@ -478,7 +489,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
                             ledger.submit,
                             signed_batch(operator, sez, f"B{tag}", n),
                             level,
-                            python_pids,
+                            pids,
                         )
                     else:
                         result = run_level(
