@@ -303,7 +303,7 @@ def _profile_serve(directory: Path, out: Path) -> None:
     main = cProfile.Profile(time.thread_time)
     threading.setprofile(start_in_thread)
     with Node.open(directory) as node:
-        app = create_app(node)
+        app = create_app(node, index_process=True)  # as `caravan node start`
         sock = bind_socket("127.0.0.1", 0)
         print(f"profiling on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
         server = uvicorn.Server(

@@ -65,6 +65,7 @@ from _api import (
     build_node,
     cpu_seconds,
     http_get_load,
+    own_cpu_seconds,
     percentile,
     proposal_size,
     rfc3339,
@@ -326,7 +327,9 @@ def main() -> None:
                 f"{'missed' if missed else 'met'}"
             )
 
+            main_before = own_cpu_seconds(server.pid())
             events = run_events(directory, server.base_url, args, say)
+            events["server_main_cpu_s"] = round(own_cpu_seconds(server.pid()) - main_before, 1)
             anchoring_cpu = cpu_seconds(server.pid()) - cpu_before - server_cpu
             events["server_cpu_s"] = round(anchoring_cpu, 1)  # with the index feeder's
             events["index_feeder"] = "thread" if args.index_thread else "process"

@@ -142,7 +142,8 @@ class Index:
         done = self.checkpoint()
         applied = 0
         batch = BlockBatch()
-        for change in ledger.changes(max(done.block, 0)):
+        # blocks are indexed whole, so the checkpoint's block is done: start after it
+        for change in ledger.changes(done.block + 1):
             if (change.block, change.index) <= (done.block, done.tx_index):
                 continue
             if batch.last is not None and change.block != batch.last.block:
