@@ -107,6 +107,10 @@ def _sez(doc: Any, where: dict[str, Any]) -> Row:
     }
 
 
+#: json.dumps with separators builds a new encoder per call; one, made once
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _event(doc: Any, where: dict[str, Any]) -> Row:
     corrects = doc["corrects"]
     if not isinstance(corrects, list):
@@ -123,7 +127,7 @@ def _event(doc: Any, where: dict[str, Any]) -> Row:
         "location": doc["location"],
         "aeo_id": doc["aeo_id"],
         "prev_event_hash": doc["prev_event_hash"],
-        "corrects": json.dumps(corrects, separators=(",", ":")),
+        "corrects": _compact(corrects) if corrects else "[]",
         **where,
     }
 
