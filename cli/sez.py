@@ -5,9 +5,9 @@
 an operator of the zone: ``RegisterSezOperator`` signed by an admin of the zone's country
 (the code's prefix, ``KZ-…`` → KZ), which registers the zone with its first operator.
 ``sez show KZ-KHORGOS`` prints the zone and its operators (``GetSez``); ``sez list`` the
-zones of the ledger (from the node's index; ``GET /v1/sez`` with ``--node``). Exit codes: docs/cli.md (0 done, 3 input or
-unknown zone, 4 refused: not an admin, another country's administration, already an
-operator).
+zones of the ledger (from the node's index; ``GET /v1/sez`` with ``--node``). Exit
+codes: docs/cli.md (0 done, 3 input or unknown zone, 4 refused: not an admin, another
+country's administration, already an operator).
 
 The operator is named by its certificate's subject (RFC 4514, as ``cryptography`` prints
 it, which is what the contract compares with the anchoring identity's subject): taken from
