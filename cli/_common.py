@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -118,3 +118,9 @@ def read_input(path: Path, what: str = "file", limit: int = 512 * 1024 * 1024) -
 def stdout_bytes(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def print_more(page: Mapping[str, Any]) -> None:
+    """After a listed page: how to ask for the next one, if there is one."""
+    if page.get("next_cursor"):
+        console.print(f"more: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)

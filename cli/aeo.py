@@ -36,7 +36,7 @@ from node.services.errors import InvalidArguments
 from trust_services.cades import CadesSigner, Level
 from trust_services.errors import TrustServiceError
 
-from ._common import EXIT_ERROR, console, err_console, fail
+from ._common import EXIT_ERROR, console, err_console, fail, print_more
 from .client import (
     EXIT_NEGATIVE,
     EXIT_REFUSED,
@@ -540,8 +540,7 @@ def list_command(
             str(item.get("valid_until")),
         )
     console.print(table)
-    if page.get("next_cursor"):
-        console.print(f"more: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)
+    print_more(page)
 
 
 # --------------------------------------------------------------------------- import

@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import console, fail
+from ._common import console, fail, print_more
 from .client import (
     Connection,
     DirOpt,
@@ -388,8 +388,7 @@ def list_command(
             str(item.get("effective_from")),
         )
     console.print(table)
-    if page.get("next_cursor"):
-        console.print(f"more: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)
+    print_more(page)
 
 
 def register(main: typer.Typer) -> None:

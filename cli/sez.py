@@ -33,7 +33,7 @@ from node.errors import NodeError
 from node.services.errors import InvalidArguments
 from node.wallet import Wallet
 
-from ._common import console, fail, read_input
+from ._common import console, fail, print_more, read_input
 from .client import (
     Connection,
     DirOpt,
@@ -260,8 +260,7 @@ def list_command(
             str(z.get("block")),
         )
     console.print(table)
-    if page.get("next_cursor"):
-        console.print(f"more: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)
+    print_more(page)
 
 
 def register(main: typer.Typer) -> None:

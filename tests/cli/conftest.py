@@ -93,3 +93,20 @@ def node_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     code, _out, err = caravan(*args)
     assert code == 0, err
     yield directory
+
+
+def accredit_operator(
+    node_dir: Path, sez: str, *, name: str = "kz-khorgos", zone_name: str = "Khorgos - Eastern Gate"
+) -> Any:
+    """Add the SEZ operator identity ``name`` to the node's wallet (KZ customs' PKI) and
+    have KZ's admin accredit it for ``sez`` with ``caravan sez register``; its JSON."""
+    where = ("--dir", node_dir)
+    code, _out, err = caravan(
+        "node", "identity", "add", *where, "--org", "KZ-CUSTOMS", "--name", name,
+        "--role", "sez-operator", "--sez", sez,
+    )  # fmt: skip
+    assert code == 0, err
+    return ok_json(
+        "sez", "register", sez, *where, "--identity", "kz-customs-admin",
+        "--name", zone_name, "--operator", name,
+    )  # fmt: skip

@@ -16,9 +16,7 @@ import pytest
 
 from cli.trace import epcis_event_hash
 from node.errors import NodeError
-from node.node import Node
-from node.services import submit
-from tests.cli.conftest import aeo_record, caravan, iso, ok_json, one_line
+from tests.cli.conftest import accredit_operator, aeo_record, caravan, iso, ok_json, one_line
 
 MRA = "MRA-KZ-UZ-2026"
 DOC = hashlib.sha256(b"Decision KZ-UZ 2026/1").hexdigest()
@@ -218,36 +216,7 @@ def test_mra_suspend_resume_terminate(story: Path, tmp_path: Path) -> None:
 
 def test_trace_anchor_trail_verify(story: Path, tmp_path: Path) -> None:
     where = ("--dir", story)
-    code, _out, err = caravan(
-        "node",
-        "identity",
-        "add",
-        *where,
-        "--org",
-        "KZ-CUSTOMS",
-        "--name",
-        "kz-khorgos",
-        "--role",
-        "sez-operator",
-        "--sez",
-        "KZ-KHORGOS",
-    )
-    assert code == 0, err
-    with Node.open(story) as node:  # the zone's registration (no CLI command yet)
-        operator = node.signer("kz-khorgos").certificate.subject.rfc4514_string()
-        submit.submit(
-            node.context,
-            submit.propose(
-                node.signer("kz-customs-admin"),
-                "RegisterSezOperator",
-                {
-                    "sez": "KZ-KHORGOS",
-                    "name": "Khorgos - Eastern Gate",
-                    "operator_subject": operator,
-                },
-                channel=node.context.channel,
-            ),
-        )
+    accredit_operator(story, "KZ-KHORGOS")
     document = epcis_document()
     events = document["epcisBody"]["eventList"]
     epcis = tmp_path / "events.jsonld"

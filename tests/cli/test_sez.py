@@ -50,7 +50,7 @@ def api(node_dir: Path, operators: dict[str, str]) -> Iterator[str]:
         yield url
 
 
-def test_register_show_list(node_dir: Path, operators: dict[str, str], tmp_path: Path) -> None:
+def register_show_list(node_dir: Path, operators: dict[str, str], tmp_path: Path) -> None:
     admin = ("--dir", node_dir, "--identity", "kz-customs-admin")
     # a zone not registered yet needs its name
     code, _out, err = caravan("sez", "register", SEZ, *admin, "--operator", "kz-khorgos")
@@ -100,7 +100,7 @@ def test_register_show_list(node_dir: Path, operators: dict[str, str], tmp_path:
     assert code == 0 and SEZ in out and "1 zone(s)" in out
 
 
-def test_register_refusals(node_dir: Path, operators: dict[str, str], tmp_path: Path) -> None:
+def register_refusals(node_dir: Path, operators: dict[str, str], tmp_path: Path) -> None:
     where = ("--dir", node_dir)
     op3 = ("--operator", "kz-khorgos-3", "--name", NAME)
     # another country's administration: the contract's reason, exit 4
@@ -156,7 +156,7 @@ def test_register_refusals(node_dir: Path, operators: dict[str, str], tmp_path: 
     assert len(shown["operators"]) == 2
 
 
-def test_over_http(api: str, node_dir: Path, operators: dict[str, str]) -> None:
+def over_http(api: str, node_dir: Path, operators: dict[str, str]) -> None:
     admin = ("--node", api, "--identity-dir", node_dir, "--identity", "kz-customs-admin")
     receipt = ok_json("sez", "register", SEZ, *admin, "--subject", operators["kz-khorgos-3"])
     assert receipt["code"] == "VALID" and len(receipt["payload"]["operators"]) == 3
@@ -199,3 +199,15 @@ def test_over_http(api: str, node_dir: Path, operators: dict[str, str]) -> None:
     assert "1 zone(s)" in out and "KZ-AKTAU" in out and f"--cursor {first['next_cursor']}" in out
     code, _out, err = caravan("sez", "list", "--node", api, "--cursor", "nonsense")
     assert code == 3 and one_line(err) == "error: cursor is not one this list returned"
+
+
+def test_sez_story(
+    request: pytest.FixtureRequest, node_dir: Path, operators: dict[str, str], tmp_path: Path
+) -> None:
+    """One story on one node directory, in order: each step needs the ledger the
+    previous one left (a module-scoped directory split across xdist workers would not
+    be shared, so the steps are one test). The API opens the node only after the
+    steps through ``--dir``: one process writes a ledger at a time."""
+    register_show_list(node_dir, operators, tmp_path)
+    register_refusals(node_dir, operators, tmp_path)
+    over_http(request.getfixturevalue("api"), node_dir, operators)

@@ -21,7 +21,7 @@ from node.epcis import anchor_plan, epcis_event_hash
 from node.errors import NodeError
 from node.node import Node
 from tests.api.conftest import serve
-from tests.cli.conftest import caravan, ok_json, one_line
+from tests.cli.conftest import accredit_operator, caravan, ok_json, one_line
 
 SEZ = "KZ-KHORGOS"
 CONTEXT = ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"]
@@ -78,34 +78,7 @@ def write(path: Path, doc: dict[str, Any]) -> Path:
 @pytest.fixture(scope="module")
 def zone(node_dir: Path) -> Path:
     """The Khorgos operator, accredited by KZ's admin with `caravan sez register`."""
-    where = ("--dir", node_dir)
-    code, _out, err = caravan(
-        "node",
-        "identity",
-        "add",
-        *where,
-        "--org",
-        "KZ-CUSTOMS",
-        "--name",
-        "kz-khorgos",
-        "--role",
-        "sez-operator",
-        "--sez",
-        SEZ,
-    )
-    assert code == 0, err
-    ok_json(
-        "sez",
-        "register",
-        SEZ,
-        *where,
-        "--identity",
-        "kz-customs-admin",
-        "--name",
-        "Khorgos - Eastern Gate",
-        "--operator",
-        "kz-khorgos",
-    )
+    accredit_operator(node_dir, SEZ)
     return node_dir
 
 
