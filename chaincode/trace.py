@@ -403,9 +403,18 @@ def verify_trail(ctx: Context, args: list[str]) -> Any:
     trail = _trail(ctx, ref)
     problems: list[str] = []
     roots: dict[str, str | None] = {}
+    seqs: dict[str, int] = {}  # the events so far: a correction names an earlier one
+    corrections: list[dict[str, Any]] = []
     prev: str | None = None
     for i, entry in enumerate(trail, start=1):
         h = entry["event_hash"]
+        if entry["corrects"]:
+            for corrected in entry["corrects"]:
+                if corrected not in seqs:
+                    problems.append(f"event {h}: corrects {corrected}, not an earlier event")
+            fixed = [{"seq": seqs.get(c), "event_hash": c} for c in entry["corrects"]]
+            corrections.append({"seq": entry["seq"], "event_hash": h, "corrects": fixed})
+        seqs[h] = entry["seq"]
         if entry["seq"] != i:
             problems.append(f"event {h}: sequence {entry['seq']}, expected {i}")
         if entry["prev_event_hash"] != prev:
@@ -426,7 +435,13 @@ def verify_trail(ctx: Context, args: list[str]) -> Any:
         ):
             problems.append(f"event {h}: Merkle inclusion proof fails")
         prev = h
-    return {"consignment_ref": ref, "ok": not problems, "events": len(trail), "problems": problems}
+    return {
+        "consignment_ref": ref,
+        "ok": not problems,
+        "events": len(trail),
+        "problems": problems,
+        "corrections": corrections,
+    }
 
 
 def get_event(ctx: Context, args: list[str]) -> Any:

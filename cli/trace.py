@@ -49,7 +49,6 @@ from .client import (
 
 __all__ = [
     "app",
-    "corrections",
     "epcis_event_hash",
     "event_fields",
     "register",
@@ -290,20 +289,6 @@ def trail_command(
     console.print(table)
 
 
-def corrections(trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The trail's corrections: ``[{seq, event_hash, corrects: [{seq, event_hash}]}]``."""
-    seqs = _seqs(trail)
-    return [
-        {
-            "seq": e.get("seq"),
-            "event_hash": e.get("event_hash"),
-            "corrects": [{"seq": seqs.get(h), "event_hash": h} for h in e["corrects"]],
-        }
-        for e in trail
-        if e.get("corrects")
-    ]
-
-
 @app.command("verify")
 @handle_client_errors
 def verify_command(
@@ -318,8 +303,7 @@ def verify_command(
     """
     with connect(directory=directory, node=node) as conn:
         report = conn.client.verify_trail(consignment_ref)
-        fixes = corrections(conn.client.trail(consignment_ref))
-    report = {**report, "corrections": fixes}
+    fixes = report.get("corrections") or []
     if as_json:
         print_json(report)
     elif report.get("ok"):

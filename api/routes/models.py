@@ -292,11 +292,25 @@ class AnchoredEvent(_Open):
     proof: list[str]
 
 
+class CorrectedEvent(_Closed):
+    seq: int | None = Field(description="its place in the trail (null: not an earlier event)")
+    event_hash: str
+
+
+class TrailCorrection(_Closed):
+    """A later event that corrects earlier ones (EPCIS errorDeclaration); nothing is edited."""
+
+    seq: int
+    event_hash: str
+    corrects: list[CorrectedEvent]
+
+
 class TrailVerification(_Open):
     consignment_ref: str
     ok: bool
     events: int
     problems: list[str]
+    corrections: list[TrailCorrection]
 
 
 class EventListItem(_Closed):

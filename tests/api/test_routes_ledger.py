@@ -188,6 +188,7 @@ def test_sez_events_and_trail(api: Api, story: dict[str, Any]) -> None:
         "ok": True,
         "events": len(STEPS),
         "problems": [],
+        "corrections": [],
     }
     assert api.anonymous.get("/v1/consignments/NONE-1/trail").status_code == 404
     event_hash = events[0]["event_hash"]

@@ -83,6 +83,7 @@ def test_anchor_batch_with_proofs_and_trail(ledger: Ledger) -> None:
         "ok": True,
         "events": 3,
         "problems": [],
+        "corrections": [],
     }
     assert ledger.last_event()["entries"][0]["type"] == "EventsAnchored"
 
@@ -119,6 +120,14 @@ def test_corrections_are_new_events(ledger: Ledger) -> None:
     }
     trail = ledger.ok("uz-admin", "GetTrail", {"consignment_ref": REF})
     assert trail[0]["disposition"] == "in_transit" and trail[1]["corrects"] == [event_hash(1)]
+    report = ledger.ok("uz-admin", "VerifyTrail", {"consignment_ref": REF})
+    assert report["ok"] and report["corrections"] == [
+        {
+            "seq": 2,
+            "event_hash": event_hash(2),
+            "corrects": [{"seq": 1, "event_hash": event_hash(1)}],
+        }
+    ]
     assert ledger.fails(
         "kz-khorgos",
         "AnchorEvents",
@@ -200,6 +209,21 @@ def test_verify_trail_detects_tampering(ledger: Ledger) -> None:
     result = ledger.ok("uz-admin", "VerifyTrail", {"consignment_ref": REF})
     assert result["ok"] is False
     assert result["problems"] == [f"event {event_hash(2)}: Merkle inclusion proof fails"]
+
+    entry["corrects"] = [event_hash(3)]  # a correction of a later event: not possible
+    ledger.stub.state[key] = canonical_json(entry)
+    result = ledger.ok("uz-admin", "VerifyTrail", {"consignment_ref": REF})
+    assert result["problems"] == [
+        f"event {event_hash(2)}: corrects {event_hash(3)}, not an earlier event",
+        f"event {event_hash(2)}: Merkle inclusion proof fails",
+    ]
+    assert result["corrections"] == [
+        {
+            "seq": 2,
+            "event_hash": event_hash(2),
+            "corrects": [{"seq": None, "event_hash": event_hash(3)}],
+        }
+    ]
     assert (
         ledger.fails("uz-admin", "GetTrail", {"consignment_ref": "NONE"}, 404)
         == "consignment NONE has no anchored events"
