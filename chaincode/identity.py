@@ -23,7 +23,7 @@ from cryptography import x509
 from .errors import Forbidden
 from .stub import Creator
 
-__all__ = ["ROLES", "ROLE_ATTRIBUTE_OID", "Identity", "identity_of"]
+__all__ = ["ROLES", "ROLE_ATTRIBUTE_OID", "Identity", "certificate_attributes", "identity_of"]
 
 ROLE_ATTRIBUTE_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 ROLES = ("admin", "officer", "sez-operator", "verifier", "node")
@@ -63,6 +63,13 @@ def _parse(certificate_der: bytes) -> tuple[str, tuple[tuple[str, str], ...]]:
     except (ValueError, KeyError, TypeError):
         raise Forbidden("the creator's role attribute extension is not valid JSON") from None
     return subject, pairs
+
+
+def certificate_attributes(certificate_der: bytes) -> tuple[str, dict[str, str]]:
+    """A certificate's subject (RFC 4514) and role attributes, read as the contracts read
+    a creator's; :class:`Forbidden` when it or its attribute extension cannot be parsed."""
+    subject, pairs = _parse(certificate_der)
+    return subject, dict(pairs)
 
 
 def identity_of(creator: Creator) -> Identity:

@@ -37,6 +37,7 @@ import typer
 
 from api.httpsig import SignedRequestAuth
 from node.errors import NodeError
+from node.index import Page
 from node.ledger import Receipt
 from node.node import Node, passphrase_for
 from node.proposal import ProposalSigner, SignedProposal
@@ -313,20 +314,14 @@ class LocalClient:
         self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
     ) -> dict[str, Any]:
         page = self._caught_up().mras(limit=limit, cursor=cursor, **_filters(filters))
-        return {
-            "items": [dataclasses.asdict(e) for e in page.items],
-            "next_cursor": page.next_cursor,
-        }
+        return _page_json(page)
 
     def get_sez(self, sez: str) -> dict[str, Any]:
         return trace.sez(self.node.context, sez)
 
     def list_sezs(self, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
         page = self._caught_up().sezs(limit=limit, cursor=cursor)
-        return {
-            "items": [dataclasses.asdict(e) for e in page.items],
-            "next_cursor": page.next_cursor,
-        }
+        return _page_json(page)
 
     def trail(self, consignment_ref: str) -> list[dict[str, Any]]:
         return trace.trail(self.node.context, consignment_ref)
@@ -682,3 +677,8 @@ def connect(
         yield Connection(client, signer, pki, node is None)
     finally:
         client.close()
+
+
+def _page_json(page: Page[Any]) -> dict[str, Any]:
+    """An index page as the API answers it: ``{items, next_cursor}``."""
+    return {"items": [dataclasses.asdict(e) for e in page.items], "next_cursor": page.next_cursor}

@@ -19,16 +19,17 @@ extension (OID 1.2.3.4.5.6.7.8.1).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from rich.markup import escape
 from rich.table import Table
 
-from chaincode.identity import ROLE_ATTRIBUTE_OID
+from chaincode.errors import ContractError
+from chaincode.identity import certificate_attributes
 from node.errors import NodeError
 from node.services.errors import InvalidArguments
 from node.wallet import Wallet
@@ -58,22 +59,12 @@ SezArg = Annotated[str, typer.Argument(help="The zone's code, e.g. KZ-KHORGOS.")
 
 
 # --------------------------------------------------------------------------- operator
-def _attrs(cert: x509.Certificate) -> dict[str, Any]:
-    try:
-        ext = cert.extensions.get_extension_for_oid(ROLE_ATTRIBUTE_OID)
-    except x509.ExtensionNotFound:
-        return {}
-    raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
-    try:
-        attrs = json.loads(raw)["attrs"]
-    except (ValueError, KeyError, TypeError):
-        return {}
-    return attrs if isinstance(attrs, dict) else {}
-
-
 def operator_subject(cert: x509.Certificate, sez: str, what: str) -> str:
     """The certificate's subject (RFC 4514), when it is an operator identity of ``sez``."""
-    attrs = _attrs(cert)
+    try:
+        subject, attrs = certificate_attributes(cert.public_bytes(Encoding.DER))
+    except ContractError as exc:
+        raise InvalidArguments(f"{what}: {exc}") from None
     role, zone = attrs.get("role"), attrs.get("sez")
     if role != "sez-operator" or zone != sez:
         have = f"role {role}" if role else "no role"
@@ -83,7 +74,7 @@ def operator_subject(cert: x509.Certificate, sez: str, what: str) -> str:
             f"{what} is not an operator identity of {sez} ({have}): issue one with "
             f"'caravan node identity add --role sez-operator --sez {sez}'"
         )
-    return cert.subject.rfc4514_string()
+    return subject
 
 
 def _load_certificate(path: Path) -> x509.Certificate:

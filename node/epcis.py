@@ -230,6 +230,13 @@ def event_fields(
     ``event_hash``: the CBV 2.0 hash when already computed for the whole document. An
     ``errorDeclaration`` is not mapped here: see :func:`anchor_plan`.
     """
+    fields = _unhashed_fields(event, consignment_ref, aeo_id)
+    # last: the fields are checked before the hash library sees the event
+    fields["event_hash"] = event_hash or epcis_event_hash(event)
+    return fields
+
+
+def _unhashed_fields(event: Any, consignment_ref: str | None, aeo_id: str | None) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidArguments("an event is a JSON object")
     kind = event.get("type")
@@ -250,8 +257,6 @@ def event_fields(
         fields["disposition"] = disposition
     if aeo_id is not None:
         fields["aeo_id"] = aeo_id
-    # last: the fields above are checked before the hash library sees the event
-    fields["event_hash"] = event_hash or epcis_event_hash(event)
     return fields
 
 
@@ -360,9 +365,7 @@ def anchor_plan(
     declared: dict[int, ErrorDeclaration] = {}
     for n, event in enumerate(events, start=1):
         try:
-            entry = event_fields(
-                event, consignment_ref=consignment_ref, aeo_id=aeo_id, event_hash="-"
-            )
+            entry = _unhashed_fields(event, consignment_ref, aeo_id)
             found = error_declaration(event)
         except InvalidArguments as exc:
             raise _fail(n, exc) from None
