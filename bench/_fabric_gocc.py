@@ -19,18 +19,17 @@ uses. Packages, ports and logs live under ``<network>/bench/<name>/``.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
 import socket
 import subprocess
-import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from chaincode.server.package import ccaas_package, connection_json, package_id
 from node.network.consortium import Administration
 from node.network.generate import GeneratedNetwork
 from node.network.runner import FabricBinaries, LocalNetwork, NetworkRunError
@@ -40,17 +39,6 @@ __all__ = ["GoChaincode"]
 VERSION = "1.0"
 SEQUENCE = 1
 _READY_S = 20.0
-
-
-def _tar_gz(files: dict[str, bytes]) -> bytes:
-    """A gzip'd tar with fixed metadata (the package id is its hash: keep it stable)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _free_port(host: str) -> int:
@@ -97,25 +85,17 @@ class GoChaincode:
         host = admin.chaincode.host
         port = _free_port(host)
         conn.parent.mkdir(parents=True, exist_ok=True)
-        conn.write_text(
-            json.dumps({"address": f"{host}:{port}", "dial_timeout": "10s", "tls_required": False})
-        )
+        conn.write_bytes(connection_json(f"{host}:{port}"))
         return host, port
 
     def _package(self, admin: Administration) -> tuple[Path, str]:
         """(package file, package id) of this administration's ccaas package."""
-        self._address(admin)
+        host, port = self._address(admin)
+        label = f"{self.name}_{VERSION}"
         pkg = self.dir / admin.slug / f"{self.name}.tar.gz"
         if not pkg.is_file():
-            code = _tar_gz({"connection.json": (pkg.parent / "connection.json").read_bytes()})
-            meta = json.dumps({"type": "ccaas", "label": f"{self.name}_{VERSION}"}).encode()
-            pkg.write_bytes(_tar_gz({"code.tar.gz": code, "metadata.json": meta}))
-        out = self.runner._run(  # the runner's admin environment for the peer CLI
-            [self.binaries("peer"), "lifecycle", "chaincode", "calculatepackageid", str(pkg)],
-            self.runner._admin_env(admin),
-            "calculatepackageid",
-        )
-        return pkg, out.strip().splitlines()[-1]
+            pkg.write_bytes(ccaas_package(label, f"{host}:{port}"))
+        return pkg, package_id(label, pkg.read_bytes())
 
     # ------------------------------------------------------------------ lifecycle
     def _deploy(self, package_ids: dict[str, str]) -> None:
