@@ -11,6 +11,11 @@ seals); and no certificate of the path may be revoked, at or before the transact
 time, by the member's CRL on the ledger (``PublishCrl``). Block 0 is special: its
 ``InitLedger`` creator is checked against the anchors in the genesis argument itself.
 
+The member's granted roots and the CAs it has published CRLs for come from one derived
+record, ``trust~MSP`` (``chaincode.registry.trust_record``): one read, and a CRL is read
+only for a CA of the path that has one. A ledger written before that record existed is
+read the older way (the member, its anchors, a CRL read per CA of the path).
+
 State is read through a :class:`TrustReader` (``get_state`` and partial composite key
 ranges: a subset of the Stub), so the embedded ledger's committed view and the Fabric
 chaincode server's stub both feed it. Two caching modes:
@@ -46,7 +51,7 @@ from .timeutil import datetime_us
 __all__ = ["TRUST_PREFIXES", "CreatorVerifier", "TrustReader"]
 
 #: state keys whose change invalidates cached trust decisions
-TRUST_PREFIXES = ("\x00member\x00", "\x00anchor\x00", "\x00crl\x00")
+TRUST_PREFIXES = ("\x00member\x00", "\x00anchor\x00", "\x00crl\x00", "\x00trust\x00")
 _CACHE_LIMIT = 10_000
 
 
@@ -58,6 +63,12 @@ class TrustReader(Protocol):
     def get_state_by_partial_composite_key(
         self, object_type: str, attributes: Sequence[str]
     ) -> Iterable[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True)
+class _Trust:
+    roots: tuple[str, ...]  # granted root anchors, base64 DER, in fingerprint order
+    crl_issuers: frozenset[str] | None  # None: unknown (a ledger without trust~MSP)
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,15 @@ class CreatorVerifier:
         self._paths: dict[tuple[Any, ...], _Path] = {}
         self._crls: dict[tuple[str, str], Any] = {}
         self._crl_bytes: dict[tuple[str, str], tuple[bytes, Any]] = {}
+        self._trusts: dict[str, _Trust] = {}
+        self._trust_bytes: dict[bytes, _Trust] = {}
 
     def invalidate(self) -> None:
         self._paths.clear()
         self._crls.clear()
         self._crl_bytes.clear()
+        self._trusts.clear()
+        self._trust_bytes.clear()
 
     # ------------------------------------------------------------------ checks
     def check(self, reader: TrustReader, signed: SignedProposal, proposal: Proposal) -> Creator:
@@ -98,23 +113,25 @@ class CreatorVerifier:
             raise _not_named()
         at_us = proposal.time_us
         msp_id = proposal.msp_id
-        roots: tuple[str, ...] | None = None
+        trust: _Trust | None = None
         if self.reread:
-            roots = self._root_values(reader, msp_id)
-            key: tuple[Any, ...] = (msp_id, signed.certificate, signed.chain, roots)
+            trust = self._read_trust(reader, msp_id)
+            key: tuple[Any, ...] = (msp_id, signed.certificate, signed.chain, trust.roots)
         else:
             key = (msp_id, signed.certificate, signed.chain)
         path = self._paths.get(key)
         if path is None:
-            if roots is None:
-                roots = self._root_values(reader, msp_id)
-            path = self._build(signed, [_certificate(r) for r in roots], at_us, msp_id)
+            if trust is None:
+                trust = self._trust(reader, msp_id)
+            path = self._build(signed, [_certificate(r) for r in trust.roots], at_us, msp_id)
             if len(self._paths) >= _CACHE_LIMIT:
                 self._paths.clear()
             self._paths[key] = path
         if not path.not_before_us <= at_us <= path.not_after_us:
             raise _untrusted("the creator's certificate chain is not valid at the transaction time")
-        self._not_revoked(reader, msp_id, path, at_us)
+        if trust is None:
+            trust = self._trust(reader, msp_id)
+        self._not_revoked(reader, msp_id, path, at_us, trust.crl_issuers)
         return Creator(msp_id, signed.certificate)
 
     def check_genesis(
@@ -137,9 +154,33 @@ class CreatorVerifier:
         return Creator(proposal.msp_id, signed.certificate)
 
     # --------------------------------------------------------------- internals
+    def _trust(self, reader: TrustReader, msp_id: str) -> _Trust:
+        """:meth:`_read_trust`, cached until :meth:`invalidate` (not in reread mode)."""
+        found = self._trusts.get(msp_id)
+        if found is None:
+            found = self._trusts[msp_id] = self._read_trust(reader, msp_id)
+        return found
+
+    def _read_trust(self, reader: TrustReader, msp_id: str) -> _Trust:
+        """The member's granted roots and CRL issuers, read from the ledger now."""
+        raw = reader.get_state(create_composite_key("trust", [msp_id]))
+        if raw is None:
+            return self._legacy_trust(reader, msp_id)
+        trust = self._trust_bytes.get(raw)
+        if trust is None:
+            record = json.loads(raw)
+            roots = tuple(str(r["certificate"]) for r in record["roots"])
+            trust = _Trust(roots, frozenset(record["crl_issuers"]))
+            if len(self._trust_bytes) >= _CACHE_LIMIT:
+                self._trust_bytes.clear()
+            self._trust_bytes[raw] = trust
+        if not trust.roots:
+            raise _untrusted(f"{msp_id} has no granted root anchor")
+        return trust
+
     @staticmethod
-    def _root_values(reader: TrustReader, msp_id: str) -> tuple[str, ...]:
-        """The member's granted root anchors (base64 DER), in key order."""
+    def _legacy_trust(reader: TrustReader, msp_id: str) -> _Trust:
+        """A ledger written before ``trust~MSP``: the member and its anchors."""
         if reader.get_state(create_composite_key("member", [msp_id])) is None:
             raise _untrusted(f"{msp_id} is not a member of the consortium")
         roots = []
@@ -149,7 +190,7 @@ class CreatorVerifier:
                 roots.append(str(anchor["certificate"]))
         if not roots:
             raise _untrusted(f"{msp_id} has no granted root anchor")
-        return tuple(roots)
+        return _Trust(tuple(roots), None)
 
     @staticmethod
     def _build(
@@ -168,7 +209,14 @@ class CreatorVerifier:
         na = min(datetime_us(c.not_valid_after_utc) for c in certs)
         return _Path(tuple(certs), nb, na)
 
-    def _not_revoked(self, reader: TrustReader, msp_id: str, path: _Path, at_us: int) -> None:
+    def _not_revoked(
+        self,
+        reader: TrustReader,
+        msp_id: str,
+        path: _Path,
+        at_us: int,
+        crl_issuers: frozenset[str] | None,
+    ) -> None:
         def crl_of(aki: str) -> Any:
             if (msp_id, aki) not in self._crls:
                 found = reader.get_state(create_composite_key("crl", [msp_id, aki]))
@@ -186,7 +234,12 @@ class CreatorVerifier:
             self._crl_bytes[(msp_id, aki)] = (found, parsed)
             return parsed
 
-        revoked = path_revocation(path.certs, crl_now if self.reread else crl_of, at_us)
+        read = crl_now if self.reread else crl_of
+
+        def published(aki: str) -> Any:
+            return read(aki) if crl_issuers is None or aki in crl_issuers else None
+
+        revoked = path_revocation(path.certs, published, at_us)
         if revoked is not None:
             raise ProposalRefused(
                 "REVOKED_CREATOR", revocation_message("creator", path.certs, revoked)

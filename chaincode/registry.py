@@ -16,6 +16,12 @@ helpers below:
 
 >>> crl = ctx.get(ctx.key("crl", msp_id, issuer_key_id(path[1])))  # path = verify_chain(…)
 >>> creator_revocation(crl, creator.serial_number, ctx.now)    # None, or the entry
+
+Each member also has one derived record ``trust~MSP`` (:func:`trust_record`): its granted
+root anchors and the CAs it has published a CRL for. The contracts rewrite it whenever
+those change, so a creator check reads one key instead of the member, a range of anchors
+and a CRL per CA of the path (on Fabric every read is a round trip to the peer, and a range
+is re-run by every peer when it validates the transaction).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ __all__ = [
     "member",
     "member_by_country",
     "require_member",
+    "trust_record",
 ]
 
 ANCHOR_KINDS = ("root", "tsa", "ocsp")
@@ -144,6 +151,38 @@ def anchor_certificates(ctx: Context, msp_id: str, kind: str) -> list[x509.Certi
     return certs
 
 
+def trust_record(
+    msp_id: str, roots: Mapping[str, str], crl_issuers: Sequence[str]
+) -> dict[str, Any]:
+    """The value of ``trust~MSP``: the granted roots ``{fingerprint: base64 DER}`` in
+    fingerprint order (the anchors' key order) and the sorted issuer key ids of the
+    member's published CRLs."""
+    return {
+        "msp_id": msp_id,
+        "roots": [{"fingerprint": fp, "certificate": roots[fp]} for fp in sorted(roots)],
+        "crl_issuers": sorted(set(crl_issuers)),
+    }
+
+
+def _trust_of(ctx: Context, msp_id: str) -> tuple[dict[str, str], list[str]]:
+    """The member's current (roots, CRL issuers), from ``trust~MSP`` or, on a ledger
+    written before that record existed, from its anchors and CRLs."""
+    found = ctx.get(ctx.key("trust", msp_id))
+    if found is not None:
+        roots = {r["fingerprint"]: r["certificate"] for r in found["roots"]}
+        return roots, list(found["crl_issuers"])
+    roots = {
+        a["fingerprint"]: a["certificate"]
+        for a in ctx.scan_values("anchor", msp_id)
+        if a["kind"] == "root" and a["status"] == "granted"
+    }
+    return roots, [attrs[1] for attrs, _crl in ctx.scan("crl", msp_id)]
+
+
+def _put_trust(ctx: Context, msp_id: str, roots: Mapping[str, str], crls: Sequence[str]) -> None:
+    ctx.put(ctx.key("trust", msp_id), trust_record(msp_id, roots, crls))
+
+
 # ------------------------------------------------------------------------- writes
 def _anchor_record(ctx: Context, msp_id: str, anchor: Anchor) -> dict[str, Any]:
     cert = anchor.certificate
@@ -179,6 +218,10 @@ def _admit(ctx: Context, req: MemberRequest, approvals: list[dict[str, Any]]) ->
         ctx.emit(
             "AnchorGranted", msp_id=req.msp_id, kind=anchor.kind, fingerprint=anchor.fingerprint
         )
+    roots = {
+        a.fingerprint: base64.b64encode(a.der).decode() for a in req.anchors if a.kind == "root"
+    }
+    _put_trust(ctx, req.msp_id, roots, [])
     ctx.emit("MemberAdmitted", msp_id=req.msp_id, country=req.country)
     return record
 
@@ -282,6 +325,10 @@ def add_anchor(ctx: Context, args: list[str]) -> Any:
         raise Conflict(f"anchor {anchor.fingerprint} of {me} is already on the trust list")
     record = _anchor_record(ctx, me, anchor)
     ctx.put(key, record)
+    if anchor.kind == "root":
+        roots, crls = _trust_of(ctx, me)
+        roots[anchor.fingerprint] = record["certificate"]
+        _put_trust(ctx, me, roots, crls)
     ctx.emit("AnchorGranted", msp_id=me, kind=anchor.kind, fingerprint=anchor.fingerprint)
     return record
 
@@ -302,13 +349,11 @@ def withdraw_anchor(ctx: Context, args: list[str]) -> Any:
     if record["status"] != "granted":
         raise Conflict(f"anchor {fingerprint} of {me} is already withdrawn")
     if record["kind"] == "root":
-        others = [
-            a
-            for _k, a in ctx.scan("anchor", me)
-            if a["kind"] == "root" and a["status"] == "granted" and a["fingerprint"] != fingerprint
-        ]
-        if not others:
+        roots, crls = _trust_of(ctx, me)
+        roots.pop(fingerprint, None)
+        if not roots:
             raise Conflict(f"the last granted root anchor of {me} cannot be withdrawn")
+        _put_trust(ctx, me, roots, crls)
     record.update(status="withdrawn", reason=reason, changed=ctx.step())
     ctx.put(key, record)
     ctx.emit("AnchorWithdrawn", msp_id=me, kind=record["kind"], fingerprint=fingerprint)
@@ -652,6 +697,9 @@ def publish_crl(ctx: Context, args: list[str]) -> Any:
         "published": ctx.step(),
     }
     ctx.put(ctx.key("crl", me, key_id), record)
+    if stored is None:
+        roots, crls = _trust_of(ctx, me)
+        _put_trust(ctx, me, roots, [*crls, key_id])
     ctx.emit(
         "CrlPublished",
         msp_id=me,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from cryptography.hazmat.primitives import serialization
 
-from chaincode.stub import Creator
+from chaincode.stub import Creator, create_composite_key
 from tests.chaincode.conftest import MSP, Ledger, cert_b64, genesis
 from tests.conftest import Consortium
 
@@ -156,6 +157,38 @@ def test_anchor_rotation_own_anchors_only(ledger: Ledger, consortium: Consortium
     assert [h["value"]["status"] for h in history] == ["granted", "withdrawn"]
     missing = {"msp_id": "KZ-CUSTOMS", "fingerprint": "0" * 64, "reason": "x"}
     assert "not found" in ledger.fails("kz-admin", "WithdrawAnchor", missing, 404)
+
+
+def trust_roots(ledger: Ledger, msp_id: str) -> list[str]:
+    """The fingerprints in the member's derived trust record (what creator checks read)."""
+    record = json.loads(ledger.stub.state[create_composite_key("trust", [msp_id])])
+    assert record["msp_id"] == msp_id
+    return [r["fingerprint"] for r in record["roots"]]
+
+
+def test_the_trust_record_follows_the_granted_roots(ledger: Ledger, consortium: Consortium) -> None:
+    old_root = fingerprint(consortium.kz, "root")
+    new_root = fingerprint(consortium.kz, "issuing")
+    # the genesis gave KZ a TSA anchor too: only roots are in the record
+    assert trust_roots(ledger, "KZ-CUSTOMS") == [old_root]
+    assert trust_roots(ledger, "UZ-CUSTOMS") == [fingerprint(consortium.uz, "root")]
+    ledger.ok(
+        "kz-admin", "AddAnchor", {"kind": "root", "certificate": cert_b64(consortium.kz, "issuing")}
+    )
+    assert trust_roots(ledger, "KZ-CUSTOMS") == sorted([old_root, new_root])
+    withdraw = {"msp_id": "KZ-CUSTOMS", "fingerprint": old_root, "reason": "key rollover"}
+    ledger.ok("kz-admin", "WithdrawAnchor", withdraw)
+    assert trust_roots(ledger, "KZ-CUSTOMS") == [new_root]
+    granted = [
+        a["fingerprint"]
+        for a in ledger.ok("kg-admin", "GetTrustList", {"msp_id": "KZ-CUSTOMS"})
+        if a["kind"] == "root" and a["status"] == "granted"
+    ]
+    assert granted == trust_roots(ledger, "KZ-CUSTOMS")
+    # an admitted member gets its record with its admission
+    ledger.ok("kz-admin", "ProposeMember", _candidate(consortium))
+    ledger.ok("uz-admin", "ApproveMember", {"msp_id": "TJ-CUSTOMS"})
+    assert trust_roots(ledger, "TJ-CUSTOMS") == [fingerprint(consortium.kg, "issuing")]
 
 
 def test_non_member_and_unparsable_creator_refused(ledger: Ledger, consortium: Consortium) -> None:

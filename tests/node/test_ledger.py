@@ -268,7 +268,7 @@ def test_read_conflict_in_one_block_is_recorded_and_changes_nothing(
     verify_ledger(ledger.store)
 
 
-def test_phantom_read_conflict(
+def test_anchor_changes_in_one_block_conflict_on_the_trust_record(
     make_ledger: MakeLedger, signers: Signers, fresh_pki: OrgPki
 ) -> None:
     ledger = make_ledger()
@@ -278,7 +278,7 @@ def test_phantom_read_conflict(
         propose(admin, "AddAnchor", {"kind": "root", "certificate": b64(extra[0])})
     )
     assert added.code == "VALID", added
-    # in one block: a new root anchor, and a withdrawal whose rule scans KZ's anchors
+    # in one block: a new root anchor, and a withdrawal; both rewrite trust~KZ-CUSTOMS
     add = propose(admin, "AddAnchor", {"kind": "root", "certificate": b64(extra[1])})
     withdraw = propose(
         admin,
@@ -290,7 +290,7 @@ def test_phantom_read_conflict(
         },
     )
     a, b = ledger.submit_many([add, withdraw])
-    assert (a.code, b.code) == ("VALID", "PHANTOM_READ_CONFLICT")
+    assert (a.code, b.code) == ("VALID", "MVCC_READ_CONFLICT")
     query = json.dumps({"msp_id": "KZ-CUSTOMS"})
     trust = json.loads(ledger.evaluate("GetTrustList", [query]).payload)
     assert [a["status"] for a in trust] == ["granted"] * 3
@@ -300,6 +300,29 @@ def test_phantom_read_conflict(
         [json.dumps({"msp_id": "KZ-CUSTOMS", "fingerprint": hashlib.sha256(extra[0]).hexdigest()})],
     )
     assert [h["tx_id"] for h in json.loads(history.payload)] == [added.tx_id]
+
+
+def test_phantom_read_conflict(
+    make_ledger: MakeLedger, signers: Signers, fresh_pki: OrgPki
+) -> None:
+    ledger = make_ledger()
+    root = b64(fresh_pki.certificate("root").public_bytes(Encoding.DER))
+
+    def candidate(msp_id: str, country: str) -> dict[str, Any]:
+        anchors = [{"kind": "root", "certificate": root}]
+        return {"msp_id": msp_id, "country": country, "name": msp_id, "anchors": anchors}
+
+    first = ledger.submit(propose(signers["kz-admin"], "ProposeMember", candidate("TJ-C", "TJ")))
+    assert first.code == "VALID", first
+    # in one block: UZ's approval admits TJ (a new member key), and a proposal whose
+    # majority rule scans the members: the scan's range gained a key, a phantom
+    approve = propose(signers["uz-admin"], "ApproveMember", {"msp_id": "TJ-C"})
+    second = propose(signers["kz-admin"], "ProposeMember", candidate("TM-C", "TM"))
+    a, b = ledger.submit_many([approve, second])
+    assert (a.code, b.code) == ("VALID", "PHANTOM_READ_CONFLICT")
+    members = json.loads(ledger.evaluate("GetMembers", []).payload)
+    assert [m["msp_id"] for m in members] == ["KG-CUSTOMS", "KZ-CUSTOMS", "TJ-C", "UZ-CUSTOMS"]
+    verify_ledger(ledger.store)
 
 
 # --------------------------------------------------------------------- lifecycle

@@ -12,7 +12,9 @@ from typing import TypeVar
 import pytest
 
 from chaincode.server import ChaincodeServer
+from tests.node.conftest import Signers, genesis_arg, propose
 
+from .helpers import submit
 from .peer import TestPeer
 
 CCID = "caravan_1.0:" + "ab" * 32
@@ -63,3 +65,11 @@ def peer(running: Running) -> Iterator[TestPeer]:
     yield peer
     peer.close()
     assert peer.violations == []
+
+
+@pytest.fixture
+def founded(peer: TestPeer, signers: Signers) -> TestPeer:
+    """A peer whose world state has the genesis of KZ and UZ (KG is not a member)."""
+    genesis = propose(signers["kz-admin"], "InitLedger", genesis_arg(signers.pkis, "KZ", "UZ"))
+    assert submit(peer, genesis).status == 200
+    return peer

@@ -17,19 +17,11 @@ from chaincode.server import WRITES_NEED_SUBMIT
 from chaincode.stub import create_composite_key
 from node.embedded.ledger import EmbeddedLedger
 from node.proposal import make_proposal
-from tests.node.conftest import CHANNEL, Signers, genesis_arg, now, propose
+from tests.node.conftest import CHANNEL, Signers, now, propose
 
 from .conftest import CCID
 from .helpers import fabric_creator, read, submit, submit_async, wire
 from .peer import COMPLETED, ERROR, Msg, TestPeer
-
-
-@pytest.fixture
-def founded(peer: TestPeer, signers: Signers) -> TestPeer:
-    """A peer whose world state has the genesis of KZ and UZ (KG is not a member)."""
-    genesis = propose(signers["kz-admin"], "InitLedger", genesis_arg(signers.pkis, "KZ", "UZ"))
-    assert submit(peer, genesis).status == 200
-    return peer
 
 
 @pytest.fixture
@@ -182,6 +174,7 @@ def test_a_peer_error_reply_is_raised_not_returned(founded: TestPeer, signers: S
             "internal error in GetMember: PeerError",
         )
         # in caravan.submit's creator check (outside the contract): an ERROR message
+        founded.fail_keys.add(create_composite_key("trust", ["KZ-CUSTOMS"]))
         done = submit_async(founded, propose(signers["kz-admin"], "GetMembers")).result(30)
         assert done.type == ERROR and b"GET_STATE refused by the peer" in done.payload
     finally:
