@@ -82,6 +82,8 @@ def create_app(
     if opened is None and isinstance(ctx.index, Index):
         opened = ctx.index
     ctx = dataclasses.replace(ctx, index=opened)
+    if isinstance(ctx.ledger, EmbeddedLedger):
+        ctx.ledger.claim_writer()  # the serving node is the ledger's only writer
     feeder = _feeder(ctx, opened, index_interval) if index_process else None
     clock = ctx.clock
     state = ApiState(

@@ -329,9 +329,30 @@ class EmbeddedLedger:
         endorsed = endorse(self._view, signed, proposal, creator)
         if endorsed.status != 200:
             raise Rejected("CHAINCODE_ERROR", f"genesis refused: {endorsed.message}", 400)
+        self._claim()
         built = self._build([_Entry(0, endorsed, self._certs_of(signed))])
         self._write(built)
         self._settled = self._recent_from = self._height
+
+    def claim_writer(self) -> None:
+        """Become the ledger's only writing process now (a serving node does this at
+        start), rather than at the first write; :class:`LedgerError` if another has."""
+        with self._lock:
+            self._claim()
+
+    def _claim(self) -> None:
+        if not self.store.lock_for_writing():
+            return
+        last = self.store.last_block()
+        height = 0 if last is None else last.number + 1
+        if height != self._height or (
+            last is not None and bytes(last.hash).hex() != self._last_hash
+        ):
+            self._broken = (
+                f"the ledger {self.store.path} was written by another process after this one "
+                f"opened it (height {self._height} then, {height} now): open it again"
+            )
+            raise LedgerError(self._broken)
 
     def submit(self, proposal: SignedProposal) -> Receipt:
         return self.submit_many([proposal])[0]
@@ -362,6 +383,7 @@ class EmbeddedLedger:
     def _submit(self, proposals: list[SignedProposal]) -> list[Receipt]:
         if self._broken is not None:
             raise LedgerError(self._broken)
+        self._claim()
         receipts: list[Receipt | None] = [None] * len(proposals)
         block: list[_Entry] = []
         written = _KeySet()  # keys written by valid txs of this block
@@ -663,7 +685,7 @@ class EmbeddedLedger:
 
 
 def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

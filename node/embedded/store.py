@@ -22,6 +22,8 @@ is either all there or not at all.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -103,12 +105,18 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+def lock_path(path: Path) -> Path:
+    """The file whose exclusive ``flock`` marks the ledger at ``path`` taken by a writer."""
+    return path.with_name(path.name + ".lock")
+
+
 class Store:
     """One ledger database; the writer connection plus per-thread reader connections."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
+        self._lock_fd: int | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._next_vid = (conn.execute("SELECT max(vid) FROM vals").fetchone()[0] or 0) + 1
@@ -158,6 +166,33 @@ class Store:
         self._readers.clear()
         self._local = threading.local()
         self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the writer lock
+            self._lock_fd = None
+
+    def lock_for_writing(self) -> bool:
+        """Take the ledger's writer lock: one writing process at a time. True when taken
+        now, False when this store already holds it; :class:`LedgerError` when another
+        process (or another store of this one) holds it.
+
+        An exclusive ``flock`` on a sidecar file, not on the database: closing any
+        descriptor of the database would drop SQLite's own POSIX locks of this process.
+        The lock goes with the process (kill -9 included) or :meth:`close`; readers never
+        take it.
+        """
+        if self._lock_fd is not None:
+            return False
+        fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LedgerError(
+                f"the ledger {self.path} is being written by another process (a running "
+                "node?): stop it, or send the request through it (--node URL)"
+            ) from None
+        self._lock_fd = fd
+        return True
 
     @property
     def channel(self) -> str:

@@ -162,6 +162,11 @@ def over_http(api: str, node_dir: Path, operators: dict[str, str]) -> None:
     assert receipt["code"] == "VALID" and len(receipt["payload"]["operators"]) == 3
     shown = ok_json("sez", "show", SEZ, "--node", api)
     assert shown["operators"][-1]["subject"] == operators["kz-khorgos-3"]
+    # the serving node is the ledger's only writer: a write through --dir is one line
+    local = ("--dir", node_dir, "--identity", "kz-customs-admin")
+    code, _out, err = caravan("sez", "register", SEZ, *local, "--operator", "kz-khorgos-2")
+    assert code == 4 and "being written by another process (a running node?)" in one_line(err)
+    assert ok_json("sez", "show", SEZ, "--dir", node_dir) == shown  # reads need no lock
 
     uz = ("--node", api, "--identity-dir", node_dir, "--identity", "uz-customs-admin")
     code, _out, err = caravan(

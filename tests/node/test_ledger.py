@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from node.embedded import store as store_module
 from node.embedded.blocks import tx_record, tx_record_json
 from node.embedded.ledger import EmbeddedLedger
+from node.embedded.store import Store
 from node.embedded.verify import verify_ledger
 from node.errors import LedgerError, ProposalError, Rejected
 from node.ledger import INVALID_CODES, REJECTED_CODES
@@ -335,6 +338,56 @@ def test_create_refuses_a_bad_genesis(tmp_path: Any, signers: Signers) -> None:
     with pytest.raises(Rejected, match="not a founding member"):
         EmbeddedLedger.create(tmp_path / "g.db", CHANNEL, outsider, signers["kz-node"])
     assert not (tmp_path / "g.db").exists()
+
+
+def test_one_process_writes_a_ledger_at_a_time(tmp_path: Any, signers: Signers) -> None:
+    genesis = propose(signers["kz-admin"], "InitLedger", genesis_arg(signers.pkis, "KZ"))
+    path = tmp_path / "locked.db"
+    EmbeddedLedger.create(path, CHANNEL, genesis, signers["kz-node"]).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, fcntl; f = open(sys.argv[1], 'a'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+            str(path) + ".lock",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with EmbeddedLedger.open(path, signers["kz-node"]) as ledger:
+            # reads need no lock; a write, or claiming the ledger, is refused
+            assert ledger.evaluate("GetMembers", []).status == 200
+            with pytest.raises(LedgerError, match="being written by another process"):
+                ledger.submit(propose(signers["kz-admin"], "GetMembers"))
+            with pytest.raises(LedgerError, match="being written by another process"):
+                ledger.claim_writer()
+            assert ledger.height == 1
+    finally:
+        holder.communicate("")
+    # the lock went with the process
+    first = EmbeddedLedger.open(path, signers["kz-node"])
+    second = EmbeddedLedger.open(path, signers["kz-node"])
+    try:
+        assert first.submit(propose(signers["kz-admin"], "GetMembers")).code == "VALID"
+        with pytest.raises(LedgerError, match="being written by another process"):
+            second.submit(propose(signers["kz-admin"], "GetMembers"))
+        first.close()
+        # free again, but the second opened the ledger before the first wrote a block
+        with pytest.raises(LedgerError, match=r"written by another process after this one"):
+            second.submit(propose(signers["kz-admin"], "GetMembers"))
+        with pytest.raises(LedgerError, match="open it again"):
+            second.submit(propose(signers["kz-admin"], "GetMembers"))
+    finally:
+        first.close()
+        second.close()
+    with EmbeddedLedger.open(path, signers["kz-node"]) as ledger:
+        assert ledger.submit(propose(signers["kz-admin"], "GetMembers")).code == "VALID"
+        assert ledger.height == 3
+    verify_ledger(Store.open(path, readonly=True))
 
 
 def test_open_refuses_what_is_not_a_ledger(tmp_path: Any, signers: Signers) -> None:
