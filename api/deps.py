@@ -29,7 +29,7 @@ from node.services.context import NodeContext
 from node.services.identity import caller_trust, ledger_height
 from node.services.seal import OrgSealers
 
-from .httpsig import Caller, caller_from, optional_caller, signed_caller
+from .httpsig import Caller, ReplayCache, caller_from, optional_caller, signed_caller
 
 __all__ = [
     "ApiState",
@@ -95,8 +95,9 @@ class ApiState:
             return caller_from(members(certificate, chain).msp_id, certificate)
 
         self.trust = trust
-        self.signed = signed_caller(trust, clock=self.clock_s)
-        self.optional = optional_caller(trust, clock=self.clock_s)
+        self.replays = ReplayCache()  # one per node: a signed request is good once
+        self.signed = signed_caller(trust, clock=self.clock_s, replays=self.replays)
+        self.optional = optional_caller(trust, clock=self.clock_s, replays=self.replays)
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a point read (one record, one recognition check) for an async route:

@@ -17,8 +17,10 @@ and the CA certificates above it in ``Client-Cert-Chain``, adds ``Content-Digest
 certificate's SHA-256 (hex), ``alg`` from the key (ecdsa-p256-sha256, ecdsa-p384-sha384,
 rsa-v1_5-sha256) and ``tag="caravan"``. :func:`verify_request` checks all of that with
 the library, ``created`` within ±300 s of the node's clock, then asks ``trust`` who the
-certificate belongs to. Failures are :class:`Unauthenticated` (401) or
-:class:`UntrustedCaller` (403).
+certificate belongs to, and, given a :class:`ReplayCache`, that no request with the same
+``keyid`` and ``nonce`` came before (a signature is good for one request). Failures are
+:class:`Unauthenticated` (401), :class:`UntrustedCaller` (403) or :class:`ReplayCacheFull`
+(429).
 
 The signing key is used only through ``signer.sign(data, digest)`` (it may live in a
 PKCS#11 token), so the client uses the library's ``prepare()`` / ``apply()`` pair for
@@ -31,9 +33,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import datetime
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -67,6 +71,8 @@ __all__ = [
     "MAX_SKEW_S",
     "SIGNATURE_TAG",
     "Caller",
+    "ReplayCache",
+    "ReplayCacheFull",
     "SignedRequestAuth",
     "TrustCheck",
     "Unauthenticated",
@@ -88,6 +94,7 @@ SIGNATURE_LABEL = "caravan"
 MAX_SKEW_S = 300
 MAX_CERT_BYTES = 16 * 1024
 MAX_CHAIN = 4
+MAX_NONCE_CHARS = 256
 
 _HINT = (
     'sign the request per RFC 9421: Signature-Input covering ("@method" "@target-uri" '
@@ -234,6 +241,61 @@ class _StaleSignature(InvalidSignature):
     pass
 
 
+class ReplayCacheFull(NodeError):
+    """More signed requests in the replay window than the cache holds (429)."""
+
+    code = "TOO_MANY_SIGNED_REQUESTS"
+    status = 429
+
+
+class ReplayCache:
+    """The ``(keyid, nonce)`` of every signed request accepted in the last ``window_s``
+    seconds (default twice 300 s: a signature created up to 300 s ahead of the node's clock
+    stays acceptable until 300 s after that). Thread-safe; bounded: when ``max_entries``
+    requests are in the window, new ones are refused (429) rather than an old entry
+    dropped, which would let its request be replayed.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_s: float = 2 * MAX_SKEW_S,
+        max_entries: int = 1_000_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.window_s = window_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._seen: set[bytes] = set()
+        self._order: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check_and_add(self, keyid: str, nonce: str) -> None:
+        """Record the pair; :class:`Unauthenticated` (SIGNATURE_REPLAYED) if it is there."""
+        digest = hashlib.sha256(f"{keyid}\x00{nonce}".encode()).digest()[:16]
+        now = self.clock()
+        with self._lock:
+            order, seen = self._order, self._seen
+            while order and order[0][0] <= now:
+                seen.discard(order.popleft()[1])
+            if digest in seen:
+                raise Unauthenticated(
+                    "SIGNATURE_REPLAYED",
+                    "this signature (keyid and nonce) was already used: sign each request "
+                    "afresh, with a new nonce",
+                )
+            if len(seen) >= self.max_entries:
+                raise ReplayCacheFull(
+                    f"more than {self.max_entries} signed requests in {self.window_s:g} s: "
+                    "retry later"
+                )
+            seen.add(digest)
+            order.append((now + self.window_s, digest))
+
+
 class _Verifier(HTTPMessageVerifier):
     """The library's verifier with the node's clock and ±``MAX_SKEW_S`` for ``created``."""
 
@@ -305,12 +367,21 @@ def has_signature(request: Request) -> bool:
     return "signature" in request.headers or "signature-input" in request.headers
 
 
-def verify_request(request: Request, body: bytes, trust: TrustCheck, now: float) -> Caller:
+def verify_request(
+    request: Request,
+    body: bytes,
+    trust: TrustCheck,
+    now: float,
+    replays: ReplayCache | None = None,
+) -> Caller:
     """Authenticate a signed request; ``now`` is the node's clock (Unix seconds).
 
     Raises :class:`Unauthenticated` (401: missing or invalid signature, Client-Cert,
-    Content-Digest, ``created`` off by more than 300 s, ``keyid`` not the certificate's)
-    or :class:`UntrustedCaller` / the ``trust`` function's NodeError (403).
+    Content-Digest, ``created`` off by more than 300 s, ``keyid`` not the certificate's,
+    no ``nonce``, or with ``replays`` a ``keyid`` and ``nonce`` already used),
+    :class:`UntrustedCaller` / the ``trust`` function's NodeError (403) or
+    :class:`ReplayCacheFull` (429). A request is recorded in ``replays`` only once it
+    passed every other check (strangers cannot fill the cache).
     """
     if not has_signature(request):
         raise Unauthenticated("SIGNATURE_MISSING", "the request is not signed")
@@ -345,14 +416,24 @@ def verify_request(request: Request, body: bytes, trust: TrustCheck, now: float)
         raise Unauthenticated(
             "SIGNATURE_INVALID", f"the request signature does not verify ({_reason(exc)})"
         ) from None
+    nonce = results[0].nonce if results else None
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_CHARS:
+        raise Unauthenticated(
+            "SIGNATURE_INVALID",
+            f'the signature has no "nonce" parameter (a fresh random string of at most '
+            f"{MAX_NONCE_CHARS} characters per request)",
+        )
     try:
         verifier.verify_body(message, results, body)
     except (InvalidSignature, HTTPMessageSignaturesException) as exc:
         raise Unauthenticated("CONTENT_DIGEST_MISMATCH", _reason(exc)) from None
     try:
-        return trust(certificate, chain)
+        caller = trust(certificate, chain)
     except ContractError as exc:
         raise UntrustedCaller(str(exc)) from None
+    if replays is not None:
+        replays.check_and_add(keys.keyid, nonce)
+    return caller
 
 
 def _reason(exc: Exception) -> str:
@@ -361,22 +442,29 @@ def _reason(exc: Exception) -> str:
 
 
 def signed_caller(
-    trust: TrustCheck, *, clock: Callable[[], float] = time.time
+    trust: TrustCheck,
+    *,
+    clock: Callable[[], float] = time.time,
+    replays: ReplayCache | None = None,
 ) -> Callable[[Request], Awaitable[Caller]]:
-    """A FastAPI dependency: the verified :class:`Caller` of a signed request, else 401."""
+    """A FastAPI dependency: the verified :class:`Caller` of a signed request, else 401;
+    with ``replays``, each signature is accepted once."""
 
     async def dependency(request: Request) -> Caller:
         body = await request.body()
-        return await run_in_threadpool(verify_request, request, body, trust, clock())
+        return await run_in_threadpool(verify_request, request, body, trust, clock(), replays)
 
     return dependency
 
 
 def optional_caller(
-    trust: TrustCheck, *, clock: Callable[[], float] = time.time
+    trust: TrustCheck,
+    *,
+    clock: Callable[[], float] = time.time,
+    replays: ReplayCache | None = None,
 ) -> Callable[[Request], Awaitable[Caller | None]]:
     """Like :func:`signed_caller`, but ``None`` for a request with no signature at all."""
-    required = signed_caller(trust, clock=clock)
+    required = signed_caller(trust, clock=clock, replays=replays)
 
     async def dependency(request: Request) -> Caller | None:
         if not has_signature(request):

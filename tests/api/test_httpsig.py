@@ -24,8 +24,11 @@ from api.httpsig import (
     CLIENT_CERT,
     MAX_SKEW_S,
     Caller,
+    ReplayCache,
+    ReplayCacheFull,
     SignedRequestAuth,
     TrustCheck,
+    Unauthenticated,
     caller_from,
     certificate_keyid,
     optional_caller,
@@ -37,6 +40,7 @@ from node.proposal import KeySigner
 from tests.api.conftest import serve
 from tests.node.conftest import Signers, member_signer
 from trust_services.keystore import KeyAlgorithm
+from trust_services.pki import OrgPki
 
 
 def kz_trust(root: x509.Certificate) -> TrustCheck:
@@ -57,12 +61,12 @@ def describe(caller: Caller | None) -> dict[str, Any] | None:
     return {"msp_id": caller.msp_id, "role": caller.role, "attrs": dict(caller.attrs)}
 
 
-def make_app(trust: TrustCheck) -> FastAPI:
+def make_app(trust: TrustCheck, replays: ReplayCache | None = None) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
     # Depends as the default: the annotations are strings (__future__) resolved globally
-    signed = Depends(signed_caller(trust))
-    maybe = Depends(optional_caller(trust))
+    signed = Depends(signed_caller(trust, replays=replays))
+    maybe = Depends(optional_caller(trust, replays=replays))
 
     @app.api_route("/v1/whoami", methods=["GET", "DELETE"])
     def whoami(caller: Caller = signed) -> dict[str, Any] | None:
@@ -297,3 +301,74 @@ def test_created_is_seconds_since_the_epoch(signers: Signers) -> None:
     request = httpx.Request("GET", "http://node.example/v1/whoami")
     SignedRequestAuth(signers["kz-officer"], clock=lambda: fixed).sign(request)
     assert f";created={int(fixed)};" in request.headers["signature-input"]
+
+
+# ------------------------------------------------------------------------ replays
+@pytest.fixture(scope="module")
+def guarded(signers: Signers) -> Iterator[tuple[str, ReplayCache]]:
+    """An app whose signatures are good once (as the node's: api.deps.ApiState)."""
+    replays = ReplayCache()
+    root = signers.pkis["KZ"].certificate("root")
+    with serve(make_app(kz_trust(root), replays)) as base:
+        yield base, replays
+
+
+def test_a_signature_is_good_for_one_request(
+    guarded: tuple[str, ReplayCache], signers: Signers
+) -> None:
+    base, _replays = guarded
+    with client(base) as http:
+        signed = signed_request(
+            http, signers["kz-officer"], "POST", "/v1/orgs/KZ-CUSTOMS/seal", json={"n": 1}
+        )
+        assert resend(http, signed).status_code == 200
+        detail = refused(resend(http, signed), 401, "SIGNATURE_REPLAYED")
+        assert detail.startswith("this signature (keyid and nonce) was already used")
+        # the same request signed afresh (a new nonce) is accepted
+        again = signed_request(
+            http, signers["kz-officer"], "POST", "/v1/orgs/KZ-CUSTOMS/seal", json={"n": 1}
+        )
+        assert resend(http, again).status_code == 200
+        # optional signatures too: a replayed signed read is refused, not made anonymous
+        read = signed_request(http, signers["kz-officer"], "GET", "/v1/aeo/KZ-1")
+        assert resend(http, read).json()["confidential"] is True
+        refused(resend(http, read), 401, "SIGNATURE_REPLAYED")
+
+
+def test_refused_requests_do_not_fill_the_replay_cache(
+    guarded: tuple[str, ReplayCache], signers: Signers, fresh_pki: OrgPki
+) -> None:
+    base, replays = guarded
+    stranger = member_signer(fresh_pki, "replay-stranger", "officer")
+    with client(base) as http:
+        before = len(replays)
+        request = signed_request(http, stranger, "GET", "/v1/whoami")
+        refused(resend(http, request), 403, "UNTRUSTED_CALLER")
+        refused(resend(http, request), 403, "UNTRUSTED_CALLER")  # not "replayed"
+        tampered = signed_request(
+            http, signers["kz-officer"], "POST", "/v1/orgs/KZ-CUSTOMS/seal", json={"n": 1}
+        )
+        refused(resend(http, tampered, content=b'{"n": 2}'), 401, "CONTENT_DIGEST_MISMATCH")
+        assert len(replays) == before
+        assert resend(http, tampered).status_code == 200  # the genuine one, once
+        assert len(replays) == before + 1
+
+
+def test_replay_cache_window_and_bound() -> None:
+    now = [1000.0]
+    cache = ReplayCache(window_s=600, max_entries=2, clock=lambda: now[0])
+    cache.check_and_add("k1", "n1")
+    with pytest.raises(Unauthenticated) as replayed:
+        cache.check_and_add("k1", "n1")
+    assert replayed.value.code == "SIGNATURE_REPLAYED"
+    cache.check_and_add("k2", "n1")  # the same nonce from another key is another request
+    with pytest.raises(ReplayCacheFull) as full:
+        cache.check_and_add("k3", "n3")
+    assert (full.value.status, full.value.code) == (429, "TOO_MANY_SIGNED_REQUESTS")
+    now[0] += 599
+    with pytest.raises(Unauthenticated):
+        cache.check_and_add("k1", "n1")  # still in the window
+    now[0] += 1
+    cache.check_and_add("k3", "n3")  # the first two left the window
+    cache.check_and_add("k1", "n1")
+    assert len(cache) == 2
