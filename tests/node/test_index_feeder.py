@@ -112,15 +112,28 @@ def test_the_child_exits_when_the_node_goes_away(story: Story, tmp_path: Path) -
     feeder.nudge()  # after close: a no-op, not an error
 
 
-def test_a_missing_ledger_file_is_waited_for(tmp_path: Path) -> None:
-    """The child logs and retries; it neither crashes nor creates a ledger."""
-    missing = tmp_path / "nowhere" / "ledger.db"
-    feeder = IndexFeeder(missing, f"sqlite:///{tmp_path / 'i.db'}", interval=0.05)
+def test_a_missing_ledger_file_is_waited_for(tmp_path: Path, signers: Signers) -> None:
+    """The child logs and retries without creating a ledger; once the ledger appears
+    (a node initialised after its index feeder started), it indexes it."""
+    missing = tmp_path / "later" / "ledger.db"
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    feeder = IndexFeeder(missing, url, interval=0.05)
     feeder.start()
     try:
-        time.sleep(0.5)
+        time.sleep(0.5)  # a few retries (interval 0.05 s)
         assert feeder.alive()
-        assert not missing.exists()
+        assert not missing.exists() and not missing.parent.exists()
+        clock = Clock()
+        story = tell_story(new_ledger(missing, signers, clock), clock, signers)
+        try:
+            with Index(url) as index:
+                wait_for(
+                    lambda: index.checkpoint().block == story.ledger.height - 1,
+                    "index a ledger created after it started",
+                )
+                assert [a.aeo_id for a in index.aeos().items] == sorted(story.aeos)
+        finally:
+            story.ledger.close()
     finally:
         feeder.close()
 
