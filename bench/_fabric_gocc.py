@@ -69,7 +69,7 @@ class GoChaincode:
         if not (program.is_file() and os.access(program, os.X_OK)):
             raise NetworkRunError(f"--go-chaincode {program} is not an executable file")
         self.network, self.binaries, self.program, self.name = network, binaries, program, name
-        self.runner = LocalNetwork(network, binaries)
+        self.runner = LocalNetwork(network, binaries, progress=progress)
         self.dir = network.root / "bench" / name
         self.say = progress or (lambda _m: None)
         self.pids: dict[str, int] = {}
@@ -98,67 +98,6 @@ class GoChaincode:
         return pkg, package_id(label, pkg.read_bytes())
 
     # ------------------------------------------------------------------ lifecycle
-    def _deploy(self, package_ids: dict[str, str]) -> None:
-        run, peer = self.runner._run, self.binaries("peer")
-        cons = self.network.consortium
-        definition = ["--channelID", cons.channel, "--name", self.name]
-        definition += ["--version", VERSION, "--sequence", str(SEQUENCE)]
-        for admin in cons.administrations:
-            for p in admin.peers:
-                env = {**self.runner._admin_env(admin), "CORE_PEER_ADDRESS": p.address}
-                installed = run([peer, "lifecycle", "chaincode", "queryinstalled"], env, "query")
-                if package_ids[admin.msp_id] not in installed:
-                    self.say(f"installing {self.name} on {admin.peer_id(p)}")
-                    pkg = self.dir / admin.slug / f"{self.name}.tar.gz"
-                    run([peer, "lifecycle", "chaincode", "install", str(pkg)], env, "install")
-        first = cons.administrations[0]
-        committed = subprocess.run(
-            [peer, "lifecycle", "chaincode", "querycommitted", *definition[:4]],
-            env={**os.environ, **self.runner._admin_env(first)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if committed.returncode == 0 and f"Sequence: {SEQUENCE}" in committed.stdout:
-            self.say(f"{self.name} sequence {SEQUENCE} is committed")
-            return
-        for admin in cons.administrations:
-            self.say(f"{admin.msp_id} approves {self.name}")
-            run(
-                [
-                    peer,
-                    "lifecycle",
-                    "chaincode",
-                    "approveformyorg",
-                    *self.runner._orderer_flags(admin),
-                    *definition,
-                    "--package-id",
-                    package_ids[admin.msp_id],
-                    "--waitForEvent",
-                ],
-                self.runner._admin_env(admin),
-                f"approveformyorg by {admin.msp_id}",
-            )
-        targets: list[str] = []
-        for admin in cons.administrations:
-            targets += ["--peerAddresses", admin.peers[0].address, "--tlsRootCertFiles"]
-            targets.append(str(self.network.org_dir(admin.msp_id) / "tls-ca.pem"))
-        self.say(f"committing {self.name} on {cons.channel}")
-        run(
-            [
-                peer,
-                "lifecycle",
-                "chaincode",
-                "commit",
-                *self.runner._orderer_flags(first),
-                *definition,
-                *targets,
-                "--waitForEvent",
-            ],
-            self.runner._admin_env(first),
-            f"commit of {self.name}",
-        )
-
     # ------------------------------------------------------------------ processes
     def _start(self, admin: Administration, package_id: str) -> None:
         host, port = self._address(admin)
@@ -201,11 +140,11 @@ class GoChaincode:
 
     def __enter__(self) -> GoChaincode:
         try:
-            ids = {}
+            packages = {}
             for admin in self.network.consortium.administrations:
-                _pkg, ids[admin.msp_id] = self._package(admin)
-                self._start(admin, ids[admin.msp_id])
-            self._deploy(ids)
+                packages[admin.msp_id] = self._package(admin)
+                self._start(admin, packages[admin.msp_id][1])
+            self.runner.deploy_chaincode(self.name, VERSION, SEQUENCE, packages)
         except BaseException:
             self.stop()
             raise

@@ -419,8 +419,9 @@ class LocalNetwork:
                 f"peer channel join on {admin.peer_id(peer)}",
             )
 
-    def committed_sequence(self) -> int | None:
-        """The sequence of the chaincode definition committed on the channel, if any."""
+    def committed_sequence(self, name: str | None = None) -> int | None:
+        """The sequence of chaincode ``name``'s definition committed on the channel (default
+        the consortium's chaincode), if any."""
         assert self.binaries is not None
         cons = self.consortium
         first = cons.administrations[0]
@@ -434,7 +435,7 @@ class LocalNetwork:
                     "--channelID",
                     cons.channel,
                     "--name",
-                    cons.chaincode.name,
+                    name or cons.chaincode.name,
                     "--output",
                     "json",
                 ],
@@ -454,22 +455,43 @@ class LocalNetwork:
             ) from None
 
     def _deploy_chaincode(self) -> None:
+        net, cc = self.network, self.consortium.chaincode
+        packages = {
+            a.msp_id: (net.package(a.msp_id), net.package_id(a.msp_id))
+            for a in self.consortium.administrations
+        }
+        self.deploy_chaincode(cc.name, cc.version, cc.sequence, packages, label=cc.label)
+
+    def deploy_chaincode(
+        self,
+        name: str,
+        version: str,
+        sequence: int,
+        packages: Mapping[str, tuple[Path, str]],
+        *,
+        label: str | None = None,
+    ) -> None:
+        """Deploy a chaincode on the channel with Fabric's lifecycle, as each organisation's
+        admin: install each administration's package (``packages``: MSP id -> (ccaas
+        package, its package id)) on its peers, approve the definition (``name``,
+        ``version``, ``sequence``; the channel's default endorsement policy) for every
+        administration and commit it. Each step already done is skipped."""
         assert self.binaries is not None
         peer_bin = self.binaries("peer")
         net, cons = self.network, self.consortium
-        cc = cons.chaincode
+        label = label or f"{name} {version}"
         definition = [
             "--channelID",
             cons.channel,
             "--name",
-            cc.name,
+            name,
             "--version",
-            cc.version,
+            version,
             "--sequence",
-            str(cc.sequence),
+            str(sequence),
         ]
         for admin in cons.administrations:
-            pkg_id = net.package_id(admin.msp_id)
+            package, pkg_id = packages[admin.msp_id]
             for peer in admin.peers:
                 env = {**self._admin_env(admin), "CORE_PEER_ADDRESS": peer.address}
                 installed = self._run(
@@ -479,15 +501,15 @@ class LocalNetwork:
                 )
                 if pkg_id in installed:
                     continue
-                self.step(f"installing {cc.label} on {admin.peer_id(peer)}")
+                self.step(f"installing {label} on {admin.peer_id(peer)}")
                 self._run(
-                    [peer_bin, "lifecycle", "chaincode", "install", str(net.package(admin.msp_id))],
+                    [peer_bin, "lifecycle", "chaincode", "install", str(package)],
                     env,
                     f"install on {admin.peer_id(peer)}",
                 )
-        committed = self.committed_sequence()
-        if committed is not None and committed >= cc.sequence:
-            self.step(f"chaincode {cc.name} sequence {committed} is committed")
+        committed = self.committed_sequence(name)
+        if committed is not None and committed >= sequence:
+            self.step(f"chaincode {name} sequence {committed} is committed")
             return
         for admin in cons.administrations:
             env = self._admin_env(admin)
@@ -505,9 +527,9 @@ class LocalNetwork:
                 f"checkcommitreadiness for {admin.msp_id}",
             )
             if _approvals(readiness).get(admin.msp_id):
-                self.step(f"{admin.msp_id} has approved {cc.name}")
+                self.step(f"{admin.msp_id} has approved {name}")
                 continue
-            self.step(f"{admin.msp_id} approves {cc.name} {cc.version} (sequence {cc.sequence})")
+            self.step(f"{admin.msp_id} approves {name} {version} (sequence {sequence})")
             self._run(
                 [
                     peer_bin,
@@ -517,7 +539,7 @@ class LocalNetwork:
                     *self._orderer_flags(admin),
                     *definition,
                     "--package-id",
-                    net.package_id(admin.msp_id),
+                    packages[admin.msp_id][1],
                     "--waitForEvent",
                 ],
                 env,
@@ -532,7 +554,7 @@ class LocalNetwork:
                 "--tlsRootCertFiles",
                 str(net.org_dir(admin.msp_id) / "tls-ca.pem"),
             ]
-        self.step(f"committing {cc.name} on {cons.channel}")
+        self.step(f"committing {name} on {cons.channel}")
         self._run(
             [
                 peer_bin,
