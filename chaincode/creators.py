@@ -24,9 +24,9 @@ chaincode server's stub both feed it. Two caching modes:
   :meth:`invalidate` (the embedded ledger calls it after any block that writes member,
   anchor or CRL keys);
 - ``CreatorVerifier(reread=True)``: for a server that cannot know when the trust list
-  changes (a Fabric chaincode): the member, its anchors and the CRLs are read on every
-  check (so they are in the transaction's read set) and only the work done on equal
-  bytes is cached (chain building, CRL parsing).
+  changes (a Fabric chaincode): the trust record and the published CRLs of the path are
+  read on every check (so they are in the transaction's read set) and only the work done
+  on equal bytes is cached (parsing the record, chain building, CRL parsing).
 """
 
 from __future__ import annotations
