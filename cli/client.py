@@ -60,11 +60,13 @@ __all__ = [
     "REFUSED_STATUSES",
     "ClientError",
     "Connection",
+    "CursorOpt",
     "DirOpt",
     "HttpClient",
     "IdentityDirOpt",
     "IdentityOpt",
     "JsonOpt",
+    "LimitOpt",
     "LocalClient",
     "NodeClient",
     "NodeOpt",
@@ -607,6 +609,11 @@ IdentityDirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+#: the page size and continuation of a list command (the API's limit and cursor)
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=500, help="Page size.")]
+CursorOpt = Annotated[
+    str | None, typer.Option("--cursor", help="next_cursor of the previous page.")
+]
 
 
 @dataclass

@@ -22,10 +22,12 @@ from rich.table import Table
 from ._common import console, fail, print_more
 from .client import (
     Connection,
+    CursorOpt,
     DirOpt,
     IdentityDirOpt,
     IdentityOpt,
     JsonOpt,
+    LimitOpt,
     NodeOpt,
     connect,
     handle_client_errors,
@@ -361,10 +363,8 @@ def list_command(
         str | None,
         typer.Option("--state", help="negotiating, signed, in_force, suspended or terminated."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Page size.")] = 100,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="next_cursor of the previous page.")
-    ] = None,
+    limit: LimitOpt = 100,
+    cursor: CursorOpt = None,
     directory: DirOpt = None,
     node: NodeOpt = None,
     as_json: JsonOpt = False,

@@ -37,10 +37,12 @@ from node.wallet import Wallet
 from ._common import console, fail, print_more, read_input
 from .client import (
     Connection,
+    CursorOpt,
     DirOpt,
     IdentityDirOpt,
     IdentityOpt,
     JsonOpt,
+    LimitOpt,
     NodeOpt,
     connect,
     handle_client_errors,
@@ -223,10 +225,8 @@ def show_command(
 @app.command("list")
 @handle_client_errors
 def list_command(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Zones per page.")] = 100,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="Continue after the previous page.")
-    ] = None,
+    limit: LimitOpt = 100,
+    cursor: CursorOpt = None,
     directory: DirOpt = None,
     node: NodeOpt = None,
     as_json: JsonOpt = False,
