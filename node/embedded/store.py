@@ -10,6 +10,10 @@ Layout (docs/ledger.md):
   transaction, in ledger order (``value`` NULL = delete). Appended, never updated.
 - ``kv(key, ver, vid)`` — the state index (WITHOUT ROWID, all versions): the current
   value of a key is its highest version; its history is all of them.
+- ``cur(key, ver, value)`` — the current value of each key under a CLUSTERED prefix
+  (WITHOUT ROWID, in key order): a copy, kept in the same SQLite transaction, so that a
+  range of such keys (a consignment's trail) is a contiguous read however large the
+  write log grows. ``kv`` + ``vals`` stay the record; ``ledger verify`` checks the copy.
 - ``txs(ver, tx_id, code, ts_ns, record)`` — every ordered transaction (valid or not)
   with its record (proposal, signature, read/write set, response, event).
 - ``blocks(number, hash, header, signature, tsa_token)``; ``certs(sha256, der)`` holds
@@ -43,7 +47,19 @@ WAL_RESTART_BYTES = 128 * 1024 * 1024
 _RESTART_WAIT_MS = 250
 _BUSY_TIMEOUT_MS = 10_000
 
-_SCHEMA = """
+#: key spaces read by range on hot paths: their current values are also kept in key
+#: order (``cur``). A consignment's trail (chaincode/trace.py: ``trail~ref~seq``) is
+#: written one event at a time, so in the write log its entries lie in as many places
+#: as it has events; read from ``cur`` it is one or two neighbouring pages.
+CLUSTERED = ("\x00trail\x00",)
+_CLUSTERED_RAW = tuple(p.encode() for p in CLUSTERED)
+_CUR_SCHEMA = """
+CREATE TABLE cur(
+    key BLOB PRIMARY KEY, ver INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE blocks(
     number INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
@@ -57,6 +73,8 @@ CREATE TABLE kv(
     PRIMARY KEY(key, ver)) WITHOUT ROWID;
 CREATE TABLE certs(sha256 BLOB PRIMARY KEY, der BLOB NOT NULL) WITHOUT ROWID;
 """
+    + _CUR_SCHEMA
+)
 
 
 def ver_of(block: int, index: int) -> int:
@@ -103,6 +121,47 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
     return conn
+
+
+def _ensure_cur(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+    """Add ``cur`` to a ledger written before it existed (filled from the state index)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='cur'")
+    if found.fetchone() is not None:
+        return
+    if readonly:
+        raise LedgerError(
+            f"the ledger {path} was written by an earlier Caravan: open it once for writing "
+            "(start its node, or any write command) to add the trail index"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_CUR_SCHEMA)
+        for prefix in _CLUSTERED_RAW:
+            conn.execute(
+                "INSERT INTO cur SELECT k.key, k.ver, v.value FROM "
+                "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= ? AND key < ? "
+                "GROUP BY key) k JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL",
+                (prefix, _after(prefix)),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _after(prefix: bytes) -> bytes:
+    """The first byte string after every string that starts with ``prefix``."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _clustered(start: bytes, end: bytes | None = None) -> bool:
+    """Does the key ``start`` (or the range [start, end)) lie inside a CLUSTERED prefix?"""
+    for prefix in _CLUSTERED_RAW:
+        if start.startswith(prefix) and (
+            end is None or end.startswith(prefix) or end == _after(prefix)
+        ):
+            return True
+    return False
 
 
 def lock_path(path: Path) -> Path:
@@ -157,6 +216,11 @@ class Store:
         if row is None or row[0] != FORMAT:
             conn.close()
             raise LedgerError(f"{path} is not a Caravan ledger (format {row!r})")
+        try:
+            _ensure_cur(conn, path, readonly)
+        except BaseException:
+            conn.close()
+            raise
         return cls(path, conn)
 
     def close(self) -> None:
@@ -278,10 +342,14 @@ class Store:
     @staticmethod
     def get(conn: sqlite3.Connection, key: str) -> tuple[int, bytes] | None:
         """The current (version, value) of ``key``, or None when absent or deleted."""
+        raw = key.encode()
+        if _clustered(raw):
+            row = conn.execute("SELECT ver, value FROM cur WHERE key = ?", (raw,)).fetchone()
+            return None if row is None else (row[0], row[1])
         row = conn.execute(
             "SELECT k.ver, v.value FROM kv k JOIN vals v ON v.vid = k.vid "
             "WHERE k.key = ? ORDER BY k.ver DESC LIMIT 1",
-            (key.encode(),),
+            (raw,),
         ).fetchone()
         if row is None or row[1] is None:
             return None
@@ -291,11 +359,19 @@ class Store:
     def range(conn: sqlite3.Connection, start: str, end: str) -> Iterator[tuple[str, int, bytes]]:
         """Current (key, version, value) for keys in [start, end) ('' end = open)."""
         # end '' = open: U+10FFFF+1 never occurs in UTF-8, so b"\xf5" bounds every key
+        lo, hi = start.encode(), end.encode() if end else b"\xf5"
+        if _clustered(lo, hi):  # one contiguous read of the key-ordered copy
+            for key, ver, value in conn.execute(
+                "SELECT key, ver, value FROM cur WHERE key >= ? AND key < ? ORDER BY key",
+                (lo, hi),
+            ):
+                yield bytes(key).decode(), ver, value
+            return
         rows = conn.execute(
             "SELECT k.key, k.ver, v.value FROM "
             "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= ? AND key < ? GROUP BY key) k "
             "JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL ORDER BY k.key",
-            (start.encode(), end.encode() if end else b"\xf5"),
+            (lo, hi),
         )
         for key, ver, value in rows:
             yield bytes(key).decode(), ver, value
@@ -343,12 +419,17 @@ class Store:
         vid = self._next_vid
         vals = []
         index = []
+        current: dict[bytes, tuple[int, bytes | None]] = {}  # clustered keys: last write
         for ver, key, value in block.writes:
             raw = key.encode()
             vals.append((vid, ver, raw, value))
             index.append((raw, ver, vid))
+            if raw.startswith(_CLUSTERED_RAW):
+                current[raw] = (ver, value)
             vid += 1
         index.sort()  # key order: neighbouring pages, fewer pages touched
+        upserts = sorted((k, ver, v) for k, (ver, v) in current.items() if v is not None)
+        deletes = sorted((k,) for k, (_ver, v) in current.items() if v is None)
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -358,6 +439,10 @@ class Store:
             conn.executemany("INSERT INTO txs VALUES(?, ?, ?, ?, ?)", block.txs)
             conn.executemany("INSERT INTO vals VALUES(?, ?, ?, ?)", vals)
             conn.executemany("INSERT INTO kv VALUES(?, ?, ?)", index)
+            if upserts:
+                conn.executemany("INSERT OR REPLACE INTO cur VALUES(?, ?, ?)", upserts)
+            if deletes:
+                conn.executemany("DELETE FROM cur WHERE key = ?", deletes)
             conn.executemany("INSERT OR IGNORE INTO certs VALUES(?, ?)", block.certs)
             conn.execute("COMMIT")
         except BaseException:

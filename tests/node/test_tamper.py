@@ -21,11 +21,11 @@ from cli.main import app
 from node.embedded.ledger import EmbeddedLedger
 from node.embedded.store import Store, ver_of
 from node.embedded.verify import verify_ledger
-from node.errors import LedgerCorrupted
+from node.errors import LedgerCorrupted, LedgerError
 from tests.node.conftest import CHANNEL, Signers, genesis_arg, propose
 from tests.node.test_ledger import anchor_batch, event, with_sez
 
-SqlEdit = Callable[[sqlite3.Connection], None]
+SqlEdit = Callable[[sqlite3.Connection], object]
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,36 @@ def test_a_state_value_deleted_in_place(built: Built, copy: Path) -> None:
 
     edit(copy, change)
     assert corrupted(copy).block == built.last
+
+
+def test_a_trail_entry_in_the_key_ordered_copy(built: Built, copy: Path) -> None:
+    """GetTrail reads trails from ``cur``: a value forged there alone is found too."""
+
+    def change(conn: sqlite3.Connection) -> None:
+        _vid, key = first_write_of(conn, built.anchors, b"\x00trail\x00")
+        conn.execute("UPDATE cur SET value = ? WHERE key = ?", (b'{"forged":true}', key))
+
+    edit(copy, change)
+    bad = corrupted(copy)
+    assert bad.block == built.anchors
+    assert "key-ordered copy" in bad.message
+
+
+def test_a_trail_entry_deleted_from_the_key_ordered_copy(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        _vid, key = first_write_of(conn, built.last, b"\x00trail\x00")
+        conn.execute("DELETE FROM cur WHERE key = ?", (key,))
+
+    edit(copy, change)
+    assert "key-ordered copy of the state has" in corrupted(copy).message
+
+
+def test_a_key_added_to_the_key_ordered_copy(built: Built, copy: Path) -> None:
+    def change(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO cur VALUES(?, ?, ?)", (b"\x00aeo\x00X\x00", lo(1), b"{}"))
+
+    edit(copy, change)
+    assert "key-ordered copy of the state has" in corrupted(copy).message
 
 
 def test_a_root_anchor_in_the_state(built: Built, copy: Path) -> None:
@@ -376,6 +406,14 @@ def test_the_last_block_deleted_with_everything_it_wrote(built: Built, copy: Pat
         conn.execute("DELETE FROM txs WHERE ver >= ?", (lo(built.last),))
         conn.execute("DELETE FROM kv WHERE ver >= ?", (lo(built.last),))
         conn.execute("DELETE FROM vals WHERE ver >= ?", (lo(built.last),))
+        # and the key-ordered copy of the trails rolled back to what is left
+        conn.execute("DELETE FROM cur WHERE ver >= ?", (lo(built.last),))
+        conn.execute(
+            "INSERT OR IGNORE INTO cur SELECT k.key, k.ver, v.value FROM (SELECT key, "
+            "max(ver) AS ver, vid FROM kv WHERE key >= X'00747261696c00' AND "
+            "key < X'00747261696c01' GROUP BY key) k JOIN vals v ON v.vid = k.vid "
+            "WHERE v.value IS NOT NULL"
+        )
 
     edit(copy, change)
     store = Store.open(copy, readonly=True)
@@ -451,3 +489,69 @@ def test_caravan_ledger_verify_names_the_block(
     assert code == 1
     report = json.loads(out)
     assert report["ok"] is False and report["block"] == block
+
+
+# --------------------------------------------------- the key-ordered copy of the trails
+_TRAILS = (b"\x00trail\x00", b"\x00trail\x01")
+
+
+def _trails_from_the_log(conn: sqlite3.Connection) -> list[tuple[bytes, int, bytes]]:
+    return [
+        (bytes(k), ver, bytes(v))
+        for k, ver, v in conn.execute(
+            "SELECT k.key, k.ver, v.value FROM (SELECT key, max(ver) AS ver, vid FROM kv "
+            "WHERE key >= ? AND key < ? GROUP BY key) k JOIN vals v ON v.vid = k.vid "
+            "WHERE v.value IS NOT NULL ORDER BY k.key",
+            _TRAILS,
+        )
+    ]
+
+
+def test_trail_reads_come_from_the_copy_and_equal_the_log(built: Built, copy: Path) -> None:
+    store = Store.open(copy, readonly=True)
+    try:
+        conn = store.reader()
+        expected = _trails_from_the_log(conn)
+        assert len(expected) == 6  # events 1…7 but the conflicting one
+        whole = [
+            (k.encode(), ver, bytes(v))
+            for k, ver, v in Store.range(conn, "\x00trail\x00", "\x00trail\x01")
+        ]
+        assert whole == expected
+        ref = expected[3][0].decode().split("\x00")[2]
+        start = f"\x00trail\x00{ref}\x00"
+        one = list(Store.range(conn, start, start + "\U0010ffff"))
+        assert [ver for _k, ver, _v in one] == [
+            e[1] for e in expected if e[0].startswith(start.encode())
+        ]
+        assert len(one) == 1
+        key, ver, value = expected[0]
+        assert Store.get(conn, key.decode()) == (ver, value)
+        assert Store.get(conn, "\x00trail\x00nothing\x00000000000001\x00") is None
+        # the copy is what answered: forge it, and the reads follow
+        store.close()
+        edit(copy, lambda c: c.execute("UPDATE cur SET value = x'7b7d' WHERE key = ?", (key,)))
+        store = Store.open(copy, readonly=True)
+        assert Store.get(store.reader(), key.decode()) == (ver, b"{}")
+    finally:
+        store.close()
+
+
+def test_a_ledger_without_the_copy_is_upgraded_when_opened_for_writing(
+    built: Built, copy: Path
+) -> None:
+    with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as conn:
+        before = conn.execute("SELECT key, ver, value FROM cur ORDER BY key").fetchall()
+    assert before
+    edit(copy, lambda c: c.execute("DROP TABLE cur"))
+    with pytest.raises(LedgerError, match="earlier Caravan: open it once for writing"):
+        Store.open(copy, readonly=True)
+    Store.open(copy).close()  # a writer adds and fills it
+    with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as conn:
+        after = conn.execute("SELECT key, ver, value FROM cur ORDER BY key").fetchall()
+    assert after == before
+    store = Store.open(copy, readonly=True)
+    try:
+        assert verify_ledger(store).height == built.height
+    finally:
+        store.close()
