@@ -312,10 +312,10 @@ def test_trace_anchor_trail_verify(story: Path, tmp_path: Path) -> None:
         ((vid, value),) = db.execute(
             "SELECT vid, value FROM vals WHERE key = ? ORDER BY vid DESC LIMIT 1", (key,)
         ).fetchall()
-        db.execute(
-            "UPDATE vals SET value = ? WHERE vid = ?",
-            (value.replace(b'"inspecting"', b'"storing"'), vid),
-        )
+        forged = value.replace(b'"inspecting"', b'"storing"')
+        db.execute("UPDATE vals SET value = ? WHERE vid = ?", (forged, vid))
+        # and the key-ordered copy that trails are read from (node/embedded/store.py)
+        db.execute("UPDATE cur SET value = ? WHERE key = ?", (forged, key))
     code, _out, err = caravan("trace", "verify", REF, "--dir", copy)
     assert code == 1 and "BROKEN" in err and "Merkle inclusion proof fails" in err
     code, out, _err = caravan("trace", "verify", REF, "--dir", copy, "--json")
