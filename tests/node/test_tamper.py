@@ -103,6 +103,14 @@ def corrupted(path: Path) -> LedgerCorrupted:
     return caught.value
 
 
+def found(path: Path, change: SqlEdit, block: int, words: str) -> None:
+    """``change`` the ledger at ``path``: verify names ``block`` and says ``words``."""
+    edit(path, change)
+    bad = corrupted(path)
+    assert bad.block == block
+    assert words in bad.message
+
+
 def caravan(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.stdout, result.stderr
@@ -146,10 +154,7 @@ def test_a_state_value(built: Built, copy: Path) -> None:
         vid, _key = first_write_of(conn, built.anchors)
         conn.execute("UPDATE vals SET value = ? WHERE vid = ?", (b'{"forged":true}', vid))
 
-    edit(copy, change)
-    bad = corrupted(copy)
-    assert bad.block == built.anchors
-    assert "is not the one the block names" in bad.message
+    found(copy, change, built.anchors, "is not the one the block names")
 
 
 def test_a_state_value_deleted_in_place(built: Built, copy: Path) -> None:
@@ -170,10 +175,7 @@ def test_a_trail_entry_in_the_key_ordered_copy(built: Built, copy: Path) -> None
         _vid, key = first_write_of(conn, built.anchors, b"\x00trail\x00")
         conn.execute("UPDATE cur SET value = ? WHERE key = ?", (b'{"forged":true}', key))
 
-    edit(copy, change)
-    bad = corrupted(copy)
-    assert bad.block == built.anchors
-    assert "key-ordered copy" in bad.message
+    found(copy, change, built.anchors, "key-ordered copy")
 
 
 def test_a_trail_entry_deleted_from_the_key_ordered_copy(built: Built, copy: Path) -> None:
