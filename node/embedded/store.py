@@ -53,6 +53,12 @@ _BUSY_TIMEOUT_MS = 10_000
 #: as it has events; read from ``cur`` it is one or two neighbouring pages.
 CLUSTERED = ("\x00trail\x00",)
 _CLUSTERED_RAW = tuple(p.encode() for p in CLUSTERED)
+#: the current (key, ver, value) of the keys in [?, ?), from the write log and its index
+CURRENT_SQL = (
+    "SELECT k.key, k.ver, v.value FROM "
+    "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= ? AND key < ? GROUP BY key) k "
+    "JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL"
+)
 _CUR_SCHEMA = """
 CREATE TABLE cur(
     key BLOB PRIMARY KEY, ver INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
@@ -136,17 +142,17 @@ def _ensure_cur(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CUR_SCHEMA)
-        for prefix in _CLUSTERED_RAW:
-            conn.execute(
-                "INSERT INTO cur SELECT k.key, k.ver, v.value FROM "
-                "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= ? AND key < ? "
-                "GROUP BY key) k JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL",
-                (prefix, _after(prefix)),
-            )
+        for bounds in clustered_ranges():
+            conn.execute("INSERT INTO cur " + CURRENT_SQL, bounds)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def clustered_ranges() -> list[tuple[bytes, bytes]]:
+    """The [lo, hi) key ranges whose current values ``cur`` holds."""
+    return [(prefix, _after(prefix)) for prefix in _CLUSTERED_RAW]
 
 
 def _after(prefix: bytes) -> bytes:
@@ -367,12 +373,7 @@ class Store:
             ):
                 yield bytes(key).decode(), ver, value
             return
-        rows = conn.execute(
-            "SELECT k.key, k.ver, v.value FROM "
-            "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= ? AND key < ? GROUP BY key) k "
-            "JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL ORDER BY k.key",
-            (lo, hi),
-        )
+        rows = conn.execute(CURRENT_SQL + " ORDER BY k.key", (lo, hi))
         for key, ver, value in rows:
             yield bytes(key).decode(), ver, value
 

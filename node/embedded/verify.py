@@ -34,7 +34,7 @@ from chaincode.seal import load_certificate, verify_chain
 from ..errors import LedgerCorrupted, NodeError
 from ..proposal import SignedProposal, parse_proposal, verify_signature
 from .blocks import GENESIS_PREV, block_hash, signature_valid, tx_root
-from .store import CLUSTERED, VER_SHIFT, Store, ver_of
+from .store import CURRENT_SQL, VER_SHIFT, Store, clustered_ranges, ver_of
 
 __all__ = ["VerifyReport", "verify_ledger"]
 
@@ -261,24 +261,18 @@ def _check_index(conn: sqlite3.Connection, writes: int) -> None:
 
 
 def _check_clustered(conn: sqlite3.Connection) -> None:
-    """``cur`` holds exactly the current values of the CLUSTERED keys (store.py)."""
+    """``cur`` holds exactly the current values of the clustered keys (store.py)."""
     derived = 0
-    for prefix in CLUSTERED:
-        lo, hi = prefix.encode(), prefix.encode()[:-1] + b"\x01"
-        current = (
-            "(SELECT k.key, k.ver, v.value FROM (SELECT key, max(ver) AS ver, vid FROM kv "
-            "WHERE key >= ? AND key < ? GROUP BY key) k JOIN vals v ON v.vid = k.vid "
-            "WHERE v.value IS NOT NULL)"
-        )
+    for lo, hi in clustered_ranges():
         bad = conn.execute(
-            f"SELECT c.ver FROM cur c LEFT JOIN {current} d ON d.key = c.key "  # noqa: S608
+            f"SELECT c.ver FROM cur c LEFT JOIN ({CURRENT_SQL}) d ON d.key = c.key "  # noqa: S608
             "WHERE c.key >= ? AND c.key < ? AND "
             "(d.key IS NULL OR d.ver != c.ver OR d.value != c.value) ORDER BY c.ver LIMIT 1",
             (lo, hi, lo, hi),
         ).fetchone()
         if bad is not None:
             raise _bad(bad[0] >> VER_SHIFT, "the key-ordered copy of the state disagrees")
-        derived += conn.execute(f"SELECT count(*) FROM {current}", (lo, hi)).fetchone()[0]  # noqa: S608
+        derived += conn.execute(f"SELECT count(*) FROM ({CURRENT_SQL})", (lo, hi)).fetchone()[0]  # noqa: S608
     stored = conn.execute("SELECT count(*) FROM cur").fetchone()[0]
     if stored != derived:
         raise _bad(None, f"the key-ordered copy of the state has {stored} keys, not {derived}")
