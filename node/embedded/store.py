@@ -50,7 +50,8 @@ _BUSY_TIMEOUT_MS = 10_000
 #: key spaces read by range on hot paths: their current values are also kept in key
 #: order (``cur``). A consignment's trail (chaincode/trace.py: ``trail~ref~seq``) is
 #: written one event at a time, so in the write log its entries lie in as many places
-#: as it has events; read from ``cur`` it is one or two neighbouring pages.
+#: as it has events; read from ``cur`` it is a few neighbouring pages (10 entries of
+#: ~1.5 KB fill two or three 8 KiB pages).
 CLUSTERED = ("\x00trail\x00",)
 _CLUSTERED_RAW = tuple(p.encode() for p in CLUSTERED)
 #: the current (key, ver, value) of the keys in [?, ?), from the write log and its index
