@@ -225,10 +225,13 @@ class Store:
             raise LedgerError(f"{path} is not a Caravan ledger (format {row!r})")
         try:
             _ensure_cur(conn, path, readonly)
+            return cls(path, conn)
+        except sqlite3.DatabaseError as exc:  # busy past the timeout, a damaged file
+            conn.close()
+            raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
         except BaseException:
             conn.close()
             raise
-        return cls(path, conn)
 
     def close(self) -> None:
         """Close the per-thread readers, then the writer (which checkpoints the WAL)."""
