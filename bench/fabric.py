@@ -336,6 +336,14 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["ratio"] = round(py["tx_per_s"] / go["tx_per_s"], 2)
             # with the CPU the limit, throughput goes as 1 / (CPU per tx of every process)
             row["cpu_ratio"] = round(go["total_cpu_ms_per_tx"] / py["total_cpu_ms_per_tx"], 2)
+            # runs alternate python, go, …: round i's pair saw the same machine, so the
+            # spread of the pairs' ratios shows how far host noise moves one reading
+            pairs = zip(
+                (r for r in runs if r["concurrency"] == level and r["chaincode"] == "python"),
+                (r for r in runs if r["concurrency"] == level and r["chaincode"] == "go"),
+                strict=False,
+            )
+            row["pair_ratios"] = [round(p["tx_per_s"] / g["tx_per_s"], 2) for p, g in pairs]
         rows.append(row)
     return rows
 
@@ -343,8 +351,8 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| in flight | Python tx/s | p50 / p99 ms | Go tx/s | p50 / p99 ms | Python/Go | "
-        "chaincode CPU ms/tx Py / Go | all CPU ms/tx Py / Go | CPU ratio |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "pairs min-max | chaincode CPU ms/tx Py / Go | all CPU ms/tx Py / Go | CPU ratio |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         py, go = row.get("python", {}), row.get("go", {})
@@ -359,6 +367,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             go.get("tx_per_s", "-"),
             f"{go.get('p50_ms', '-')} / {go.get('p99_ms', '-')}",
             row.get("ratio", "-"),
+            f"{min(pairs)} to {max(pairs)}" if (pairs := row.get("pair_ratios")) else "-",
             both("chaincode_cpu_ms_per_tx"),
             both("total_cpu_ms_per_tx"),
             row.get("cpu_ratio", "-"),
