@@ -1,0 +1,141 @@
+"""Trail queries on a ledger that ``bench/ledger_scale.py --keep`` left: first touch,
+repeat, and with the OS page cache dropped.
+
+    .venv/bin/python bench/trail_probe.py DIR --events N [--event-block 2]
+        [--queries 2000] [--seed 7] [--drop-caches] [--json]
+
+DIR is the ``caravan-scale-*`` directory the scale run printed (its ``ledger.db`` and the
+three PKIs, passphrase ``bench``); ``--events`` and ``--event-block`` must be the run's,
+so that the probe knows which consignments are complete (``complete_consignments``).
+The ledger is opened by a new ``kz-node`` identity issued by the run's KZ PKI.
+
+Why a separate probe: a checkpoint of the scale run measures right after a WAL
+checkpoint of gigabytes, while the kernel is still writing them back, and in whatever
+state the page cache is after growth. Here, after ``os.sync()``:
+
+1. ``first``: ``GetTrail`` then ``VerifyTrail`` on ``--queries`` random complete
+   consignments, the caches as found (a consignment's pages not read since growth);
+2. ``repeat``: the same consignments again (their pages now cached);
+3. ``cold`` (``--drop-caches``, needs root): ``sync; echo 3 > /proc/sys/vm/drop_caches``,
+   then new random consignments: every page, inner B-tree pages included, from disk
+   (the caches are dropped again before the second function).
+
+Each function gets its own consignments, so VerifyTrail never finds pages that GetTrail
+has just read.
+
+Every answer is checked (10 events, ``ok``). Prints one line per phase, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from _ledger import member
+from ledger_scale import (
+    ROUNDS,
+    complete_consignments,
+    consignment_ref,
+    machine,
+    percentiles,
+)
+
+from node.embedded.ledger import EmbeddedLedger
+from trust_services.pki import OrgPki
+
+FUNCTIONS = ("GetTrail", "VerifyTrail")
+
+
+def run(ledger: EmbeddedLedger, function: str, refs: list[str]) -> dict[str, float]:
+    samples: list[int] = []
+    for ref in refs:
+        arg = json.dumps({"consignment_ref": ref})
+        t0 = time.perf_counter_ns()
+        response = ledger.evaluate(function, [arg])
+        samples.append(time.perf_counter_ns() - t0)
+        if response.status != 200:
+            raise SystemExit(f"{function} {ref}: {response.status} {response.message}")
+        body = json.loads(response.payload)
+        if function == "GetTrail" and len(body) != ROUNDS:
+            raise SystemExit(f"GetTrail {ref}: {len(body)} events, expected {ROUNDS}")
+        if function == "VerifyTrail" and not (body["ok"] and body["events"] == ROUNDS):
+            raise SystemExit(f"VerifyTrail {ref}: {body}")
+    return percentiles(samples)
+
+
+def key(function: str) -> str:
+    return "get_trail" if function == "GetTrail" else "verify_trail"
+
+
+def drop_caches() -> None:
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as f:
+            f.write("3\n")
+    except OSError as exc:
+        raise SystemExit(f"--drop-caches: {exc} (needs root)") from None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dir", type=Path, help="the caravan-scale-* directory of a kept run")
+    parser.add_argument("--events", type=int, required=True, help="events the run anchored")
+    parser.add_argument("--event-block", type=int, default=2, help="the run's --event-block")
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--drop-caches", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    opts = parser.parse_args()
+    say = (lambda *_a: None) if opts.json else print
+    db = opts.dir / "ledger.db"
+    if not db.is_file():
+        raise SystemExit(f"no ledger at {db}")
+    complete = complete_consignments(opts.events, opts.event_block)
+    if complete == 0:
+        raise SystemExit(f"no complete consignment at {opts.events} events")
+    pki = OrgPki(opts.dir, "KZ-CUSTOMS").unlock(b"bench")
+    node = member(pki, f"kz-probe-{os.getpid()}", "node")
+    rng = random.Random(opts.seed)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "events": opts.events,
+        "consignments_complete": complete,
+        "db_bytes": db.stat().st_size,
+    }
+    os.sync()
+    ledger = EmbeddedLedger.open(db, node)
+
+    def pick() -> list[str]:
+        return [consignment_ref(rng.randrange(complete)) for _ in range(opts.queries)]
+
+    try:
+        # each function its own consignments, so VerifyTrail does not find GetTrail's pages
+        refs = {function: pick() for function in FUNCTIONS}
+        for phase in ("first", "repeat"):
+            result[phase] = {key(f): run(ledger, f, refs[f]) for f in FUNCTIONS}
+        if opts.drop_caches:
+            result["cold"] = {}
+            for f in FUNCTIONS:
+                drop_caches()
+                result["cold"][key(f)] = run(ledger, f, pick())
+    finally:
+        ledger.close()
+    for name in ("first", "repeat", "cold"):
+        if name in result:
+            g, v = result[name]["get_trail"], result[name]["verify_trail"]
+            say(
+                f"{opts.events:>10,} events, {name:>6}: GetTrail p50 {g['p50_ms']:.3f} ms "
+                f"p99 {g['p99_ms']:.3f} ms; VerifyTrail p50 {v['p50_ms']:.3f} ms "
+                f"p99 {v['p99_ms']:.3f} ms"
+            )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
