@@ -495,6 +495,23 @@ def grow_events(c: Consortium, start: int, stop: int, per_block: int, say: Say) 
     return time.perf_counter() - began
 
 
+def timed_trail(ledger: EmbeddedLedger, function: str, ref: str) -> int:
+    """Nanoseconds of one ``GetTrail``/``VerifyTrail`` of ``ref``; the answer is checked
+    (a complete trail of ``ROUNDS`` events, ``ok``)."""
+    arg = json.dumps({"consignment_ref": ref})
+    t0 = time.perf_counter_ns()
+    response = ledger.evaluate(function, [arg])
+    elapsed = time.perf_counter_ns() - t0
+    if response.status != 200:
+        raise SystemExit(f"{function} {ref}: {response.status} {response.message}")
+    body = json.loads(response.payload)
+    if function == "GetTrail" and len(body) != ROUNDS:
+        raise SystemExit(f"GetTrail {ref}: {len(body)} events, expected {ROUNDS}")
+    if function == "VerifyTrail" and not (body["ok"] and body["events"] == ROUNDS):
+        raise SystemExit(f"VerifyTrail {ref}: {body}")
+    return elapsed
+
+
 def measure_trails(
     c: Consortium, events: int, per_block: int, queries: int, rounds: int, rng: random.Random
 ) -> dict[str, Any]:
@@ -505,25 +522,11 @@ def measure_trails(
             "lower --event-block)"
         )
     out: dict[str, Any] = {"events": events, "consignments_complete": complete}
-    evaluate = c.ledger.evaluate
     for function in ("GetTrail", "VerifyTrail"):
         best: dict[str, float] | None = None
         for _ in range(rounds):
             refs = [consignment_ref(rng.randrange(complete)) for _ in range(queries)]
-            samples: list[int] = []
-            for ref in refs:
-                arg = json.dumps({"consignment_ref": ref})
-                t0 = time.perf_counter_ns()
-                response = evaluate(function, [arg])
-                samples.append(time.perf_counter_ns() - t0)
-                if response.status != 200:
-                    raise SystemExit(f"{function} {ref}: {response.status} {response.message}")
-                body = json.loads(response.payload)
-                if function == "GetTrail" and len(body) != ROUNDS:
-                    raise SystemExit(f"GetTrail {ref}: {len(body)} events, expected {ROUNDS}")
-                if function == "VerifyTrail" and not (body["ok"] and body["events"] == ROUNDS):
-                    raise SystemExit(f"VerifyTrail {ref}: {body}")
-            figures = percentiles(samples)
+            figures = percentiles([timed_trail(c.ledger, function, ref) for ref in refs])
             if best is None or figures["p50_ms"] < best["p50_ms"]:
                 best = figures
         out["get_trail" if function == "GetTrail" else "verify_trail"] = best

@@ -32,17 +32,16 @@ import argparse
 import json
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 from _ledger import member
 from ledger_scale import (
-    ROUNDS,
     complete_consignments,
     consignment_ref,
     machine,
     percentiles,
+    timed_trail,
 )
 
 from node.embedded.ledger import EmbeddedLedger
@@ -52,20 +51,7 @@ FUNCTIONS = ("GetTrail", "VerifyTrail")
 
 
 def run(ledger: EmbeddedLedger, function: str, refs: list[str]) -> dict[str, float]:
-    samples: list[int] = []
-    for ref in refs:
-        arg = json.dumps({"consignment_ref": ref})
-        t0 = time.perf_counter_ns()
-        response = ledger.evaluate(function, [arg])
-        samples.append(time.perf_counter_ns() - t0)
-        if response.status != 200:
-            raise SystemExit(f"{function} {ref}: {response.status} {response.message}")
-        body = json.loads(response.payload)
-        if function == "GetTrail" and len(body) != ROUNDS:
-            raise SystemExit(f"GetTrail {ref}: {len(body)} events, expected {ROUNDS}")
-        if function == "VerifyTrail" and not (body["ok"] and body["events"] == ROUNDS):
-            raise SystemExit(f"VerifyTrail {ref}: {body}")
-    return percentiles(samples)
+    return percentiles([timed_trail(ledger, function, ref) for ref in refs])
 
 
 def key(function: str) -> str:
