@@ -495,6 +495,10 @@ def grow_events(c: Consortium, start: int, stop: int, per_block: int, say: Say) 
     return time.perf_counter() - began
 
 
+#: the trail queries and the keys of their figures in the JSON output
+TRAIL_FIGURES = {"GetTrail": "get_trail", "VerifyTrail": "verify_trail"}
+
+
 def timed_trail(ledger: EmbeddedLedger, function: str, ref: str) -> int:
     """Nanoseconds of one ``GetTrail``/``VerifyTrail`` of ``ref``; the answer is checked
     (a complete trail of ``ROUNDS`` events, ``ok``)."""
@@ -522,14 +526,14 @@ def measure_trails(
             "lower --event-block)"
         )
     out: dict[str, Any] = {"events": events, "consignments_complete": complete}
-    for function in ("GetTrail", "VerifyTrail"):
+    for function, figure in TRAIL_FIGURES.items():
         best: dict[str, float] | None = None
         for _ in range(rounds):
             refs = [consignment_ref(rng.randrange(complete)) for _ in range(queries)]
             figures = percentiles([timed_trail(c.ledger, function, ref) for ref in refs])
             if best is None or figures["p50_ms"] < best["p50_ms"]:
                 best = figures
-        out["get_trail" if function == "GetTrail" else "verify_trail"] = best
+        out[figure] = best
     return out
 
 

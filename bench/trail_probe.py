@@ -7,20 +7,21 @@ repeat, and with the OS page cache dropped.
 DIR is the ``caravan-scale-*`` directory the scale run printed (its ``ledger.db`` and the
 three PKIs, passphrase ``bench``); ``--events`` and ``--event-block`` must be the run's,
 so that the probe knows which consignments are complete (``complete_consignments``).
-The ledger is opened by a new ``kz-node`` identity issued by the run's KZ PKI.
+The ledger is opened by a new node identity (``kz-probe-<pid>``) issued by the run's KZ
+PKI.
 
-Why a separate probe: a checkpoint of the scale run measures right after a WAL
-checkpoint of gigabytes, while the kernel is still writing them back, and in whatever
-state the page cache is after growth. Here, after ``os.sync()``:
+Why a separate probe: a checkpoint of the scale run measures once, in whatever state
+the page cache is after growth, and a stopped run never reaches its last checkpoint.
+Here, after ``os.sync()``:
 
-1. ``first``: ``GetTrail`` then ``VerifyTrail`` on ``--queries`` random complete
-   consignments, the caches as found (a consignment's pages not read since growth);
+1. ``first``: ``GetTrail`` and ``VerifyTrail``, each on ``--queries`` random complete
+   consignments of its own, the caches as found (pages not read since growth);
 2. ``repeat``: the same consignments again (their pages now cached);
 3. ``cold`` (``--drop-caches``, needs root): ``sync; echo 3 > /proc/sys/vm/drop_caches``,
    then new random consignments: every page, inner B-tree pages included, from disk
    (the caches are dropped again before the second function).
 
-Each function gets its own consignments, so VerifyTrail never finds pages that GetTrail
+Each function has its own consignments, so VerifyTrail never finds pages that GetTrail
 has just read.
 
 Every answer is checked (10 events, ``ok``). Prints one line per phase, then one JSON line.
@@ -37,6 +38,7 @@ from typing import Any
 
 from _ledger import member
 from ledger_scale import (
+    TRAIL_FIGURES,
     complete_consignments,
     consignment_ref,
     machine,
@@ -47,15 +49,9 @@ from ledger_scale import (
 from node.embedded.ledger import EmbeddedLedger
 from trust_services.pki import OrgPki
 
-FUNCTIONS = ("GetTrail", "VerifyTrail")
-
 
 def run(ledger: EmbeddedLedger, function: str, refs: list[str]) -> dict[str, float]:
     return percentiles([timed_trail(ledger, function, ref) for ref in refs])
-
-
-def key(function: str) -> str:
-    return "get_trail" if function == "GetTrail" else "verify_trail"
 
 
 def drop_caches() -> None:
@@ -101,14 +97,14 @@ def main() -> int:
 
     try:
         # each function its own consignments, so VerifyTrail does not find GetTrail's pages
-        refs = {function: pick() for function in FUNCTIONS}
+        refs = {function: pick() for function in TRAIL_FIGURES}
         for phase in ("first", "repeat"):
-            result[phase] = {key(f): run(ledger, f, refs[f]) for f in FUNCTIONS}
+            result[phase] = {k: run(ledger, f, refs[f]) for f, k in TRAIL_FIGURES.items()}
         if opts.drop_caches:
             result["cold"] = {}
-            for f in FUNCTIONS:
+            for f, k in TRAIL_FIGURES.items():
                 drop_caches()
-                result["cold"][key(f)] = run(ledger, f, pick())
+                result["cold"][k] = run(ledger, f, pick())
     finally:
         ledger.close()
     for name in ("first", "repeat", "cold"):
