@@ -16,7 +16,7 @@ from node.proposal import KeySigner
 from trust_services.pki import OrgPki
 from trust_services.profiles import CertProfile
 
-__all__ = ["genesis_members", "member", "now_pair"]
+__all__ = ["existing_member", "genesis_members", "member", "now_pair"]
 
 
 def member(pki: OrgPki, label: str, role: str, sez: str | None = None) -> KeySigner:
@@ -24,6 +24,15 @@ def member(pki: OrgPki, label: str, role: str, sez: str | None = None) -> KeySig
     issued = pki.issue_with_new_key(
         CertProfile.MEMBER, label, common_name=f"{label} (bench)", role=role, sez=sez
     )
+    return KeySigner(pki.org, issued.certificate, [pki.certificate("issuing")], pki.key(label))
+
+
+def existing_member(pki: OrgPki, label: str) -> KeySigner:
+    """The identity that :func:`member` issued as ``label`` (its latest certificate)."""
+    serials = [int(e["serial"], 16) for e in pki.list_issued() if e.get("label") == label]
+    if not serials:
+        raise SystemExit(f"{pki.org} issued no certificate labelled {label}")
+    issued = pki.issued(max(serials))
     return KeySigner(pki.org, issued.certificate, [pki.certificate("issuing")], pki.key(label))
 
 

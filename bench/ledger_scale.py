@@ -3,8 +3,15 @@
     .venv/bin/python bench/ledger_scale.py [--aeos 1000000] [--events 10000000]
         [--max-events N] [--dir PATH] [--keep] [--queries 10000] [--trail-queries 2000]
         [--json]
+    .venv/bin/python bench/ledger_scale.py --resume DIR --anchored N --events M
 
     smoke run (a couple of minutes):  --aeos 10000 --events 100000
+
+``--resume`` grows the events of a kept run (its ``caravan-scale-*`` directory, ``--event-block``
+as in that run) from ``--anchored`` N, the events it has (checked against the ledger: a
+multiple of one round), to M, with the identities the run issued, and measures the
+checkpoints above N; bytes per event are those of the added events. A run stopped by time
+or disk thus continues where it stood instead of growing from nothing again.
 
 One ledger database is grown in place and measured at checkpoints:
 
@@ -77,7 +84,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _ledger import genesis_members, member, now_pair
+from _ledger import existing_member, genesis_members, member, now_pair
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.canonical import canonical_json, sha256_hex
@@ -226,6 +233,32 @@ def build(root: Path, block_tx: int) -> Consortium:
     c.submit("kz-admin", "SignMra", {"mra_id": MRA_ID, **act})
     c.submit("uz-admin", "SignMra", {"mra_id": MRA_ID, **act})
     return c
+
+
+def resume(root: Path, block_tx: int) -> Consortium:
+    """The consortium of a kept run (``--keep``): its PKIs, identities and ledger."""
+    pkis = {cc: OrgPki(root, f"{cc}-CUSTOMS").unlock(b"bench") for cc in ("KZ", "UZ", "KG")}
+    labels = {"kz-admin": "KZ", "kz-officer": "KZ", "kz-node": "KZ", "uz-admin": "UZ"}
+    who: dict[str, ProposalSigner] = {
+        name: existing_member(pkis[cc], name) for name, cc in labels.items()
+    }
+    who["operator"] = existing_member(pkis["KZ"], "kz-khorgos")
+    ledger = EmbeddedLedger.open(root / "ledger.db", who["kz-node"], max_block_tx=block_tx)
+    return Consortium(pkis, who, CadesSigner.for_org(pkis["KZ"]), ledger, 0)
+
+
+def check_resume_point(c: Consortium, anchored: int, per_block: int) -> None:
+    """Refuse to resume unless exactly events 0..anchored-1 of the stream are anchored."""
+    if anchored <= 0 or anchored % (per_block * GROUP):
+        raise SystemExit(
+            f"--anchored must be a positive multiple of {per_block * GROUP} (one round)"
+        )
+    for position, wanted in ((anchored - 1, 200), (anchored, 404)):
+        event_hash = event_at(position, per_block)["event_hash"]
+        response = c.ledger.evaluate("GetEvent", [json.dumps({"event_hash": event_hash})])
+        if response.status != wanted:
+            state = "is not" if wanted == 200 else "is already"
+            raise SystemExit(f"event {position:,} of the stream {state} anchored: wrong --anchored")
 
 
 # ------------------------------------------------------------------------------ AEOs
@@ -557,6 +590,51 @@ def profile_queries(
 
 
 # ------------------------------------------------------------------------------ main
+def aeo_phase(
+    c: Consortium, opts: argparse.Namespace, result: dict[str, Any], rng: random.Random, say: Say
+) -> int:
+    """Issue (and replicate) the AEOs, measuring recognition; how many there are."""
+    base = db_bytes(c.ledger)["db_bytes"]
+    aeo_figures: list[dict[str, Any]] = []
+    issued = 0
+    real = min(opts.aeos, opts.real_aeos)
+    real_bytes_per_aeo = 0
+    for mark in checkpoints(opts.aeos, (10_000,)):
+        seconds = 0.0
+        top = min(mark, real)
+        if top > issued:
+            seconds = grow_aeos(c, issued, top, opts.aeo_block, say)
+            rate = (top - issued) / seconds
+            say(f"{top:>10,} AEOs issued through the contract ({rate:,.0f}/s)")
+            issued = top
+            real_bytes_per_aeo = round((db_bytes(c.ledger)["db_bytes"] - base) / issued)
+        if mark > issued:
+            seconds = replicate_aeos(c, real, issued, mark, opts.aeo_block, say)
+            say(f"{mark:>10,} AEOs ({mark - issued:,} replicated, {seconds:.0f} s)")
+            issued = mark
+        size = db_bytes(c.ledger)
+        figures = measure_recognition(c, issued, opts.queries, opts.rounds, rng)
+        figures.update(size, **proc_status(), real_aeos=min(issued, real))
+        figures["bytes_per_aeo_all"] = round((size["db_bytes"] - base) / issued)
+        figures["bytes_per_real_aeo"] = real_bytes_per_aeo
+        line = (
+            f"{issued:>10,} AEOs: IsRecognised p50 {figures['p50_ms']:.3f} ms, "
+            f"p99 {figures['p99_ms']:.3f} ms"
+        )
+        if issued > real:
+            only = measure_recognition(c, real, opts.queries, opts.rounds, rng)
+            figures["real_only"] = only
+            line += f" (contract-issued only: p50 {only['p50_ms']:.3f} ms)"
+        aeo_figures.append(figures)
+        say(
+            f"{line}; db {size['db_bytes'] / GB:.2f} GiB, RSS {figures['vmrss_mb']} MiB "
+            f"(peak {figures['vmhwm_mb']})"
+        )
+    result["recognition"] = aeo_figures
+    result["aeo_disk_gb_per_million"] = round(real_bytes_per_aeo * 1e6 / GB, 2)
+    return issued
+
+
 def checkpoints(target: int, marks: tuple[int, ...]) -> Iterator[int]:
     yield from (m for m in marks if m < target)
     if target > 0:
@@ -570,6 +648,13 @@ def main() -> None:
     parser.add_argument("--max-events", type=int, default=None, help="stop growing here")
     parser.add_argument("--dir", type=Path, default=None, help="where the ledger is built")
     parser.add_argument("--keep", action="store_true", help="keep the ledger directory")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="grow the events of a kept run's caravan-scale-* directory further (kept)",
+    )
+    parser.add_argument("--anchored", type=int, default=None, help="events the kept run has")
     parser.add_argument("--queries", type=int, default=10_000, help="IsRecognised per round")
     parser.add_argument("--trail-queries", type=int, default=2_000, help="per round")
     parser.add_argument("--rounds", type=int, default=3, help="query rounds; best p50 kept")
@@ -593,60 +678,39 @@ def main() -> None:
     rng = random.Random(opts.seed)
     target_events = opts.events if opts.max_events is None else min(opts.events, opts.max_events)
 
-    if opts.dir is not None:
-        opts.dir.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="caravan-scale-", dir=opts.dir))
+    if opts.resume is not None:
+        root = opts.resume
+        if not (root / "ledger.db").is_file():
+            parser.error(f"--resume: no ledger at {root / 'ledger.db'}")
+        if opts.anchored is None:
+            parser.error("--resume needs --anchored (the events the kept run anchored)")
+    else:
+        if opts.dir is not None:
+            opts.dir.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="caravan-scale-", dir=opts.dir))
     result: dict[str, Any] = {"machine": machine(), "dir": str(root)}
     say(f"ledger in {root}; {result['machine']}")
-    c = build(root, max(opts.aeo_block, opts.event_block))
+    if opts.resume is not None:
+        c = resume(root, max(opts.aeo_block, opts.event_block))
+    else:
+        c = build(root, max(opts.aeo_block, opts.event_block))
     try:
-        base = db_bytes(c.ledger)["db_bytes"]
-        # ------------------------------------------------------------------ AEOs
-        aeo_figures: list[dict[str, Any]] = []
-        issued = 0
-        real = min(opts.aeos, opts.real_aeos)
-        real_bytes_per_aeo = 0
-        for mark in checkpoints(opts.aeos, (10_000,)):
-            seconds = 0.0
-            top = min(mark, real)
-            if top > issued:
-                seconds = grow_aeos(c, issued, top, opts.aeo_block, say)
-                rate = (top - issued) / seconds
-                say(f"{top:>10,} AEOs issued through the contract ({rate:,.0f}/s)")
-                issued = top
-                real_bytes_per_aeo = round((db_bytes(c.ledger)["db_bytes"] - base) / issued)
-            if mark > issued:
-                seconds = replicate_aeos(c, real, issued, mark, opts.aeo_block, say)
-                say(f"{mark:>10,} AEOs ({mark - issued:,} replicated, {seconds:.0f} s)")
-                issued = mark
-            size = db_bytes(c.ledger)
-            figures = measure_recognition(c, issued, opts.queries, opts.rounds, rng)
-            figures.update(size, **proc_status(), real_aeos=min(issued, real))
-            figures["bytes_per_aeo_all"] = round((size["db_bytes"] - base) / issued)
-            figures["bytes_per_real_aeo"] = real_bytes_per_aeo
-            line = (
-                f"{issued:>10,} AEOs: IsRecognised p50 {figures['p50_ms']:.3f} ms, "
-                f"p99 {figures['p99_ms']:.3f} ms"
-            )
-            if issued > real:
-                only = measure_recognition(c, real, opts.queries, opts.rounds, rng)
-                figures["real_only"] = only
-                line += f" (contract-issued only: p50 {only['p50_ms']:.3f} ms)"
-            aeo_figures.append(figures)
-            say(
-                f"{line}; db {size['db_bytes'] / GB:.2f} GiB, RSS {figures['vmrss_mb']} MiB "
-                f"(peak {figures['vmhwm_mb']})"
-            )
-        result["recognition"] = aeo_figures
-        after_aeos = db_bytes(c.ledger)["db_bytes"]
-        result["aeo_disk_gb_per_million"] = round(real_bytes_per_aeo * 1e6 / GB, 2)
-
+        if opts.resume is not None:
+            check_resume_point(c, opts.anchored, opts.event_block)
+            anchored, issued = opts.anchored, opts.aeos
+            say(f"resuming at {anchored:,} events")
+        else:
+            issued = aeo_phase(c, opts, result, rng, say)
+            anchored = 0
+        # bytes per event are measured over the events this run adds
+        resumed_at, base_bytes = anchored, db_bytes(c.ledger)["db_bytes"]
         # ---------------------------------------------------------------- events
         trail_figures: list[dict[str, Any]] = []
-        anchored = 0
         bytes_per_event = 4000.0  # prior until measured
         stopped = None
         for mark in checkpoints(target_events, (100_000, 1_000_000)):
+            if mark <= anchored:
+                continue
             free = shutil.disk_usage(root).free
             need = (mark - anchored) * bytes_per_event
             if need > free - RESERVE:
@@ -661,7 +725,7 @@ def main() -> None:
             rate = (mark - anchored) / seconds
             anchored = mark
             size = db_bytes(c.ledger)
-            bytes_per_event = (size["db_bytes"] - after_aeos) / anchored
+            bytes_per_event = (size["db_bytes"] - base_bytes) / (anchored - resumed_at)
             figures = measure_trails(
                 c, anchored, opts.event_block, opts.trail_queries, opts.rounds, rng
             )
@@ -679,8 +743,9 @@ def main() -> None:
         result["trails"] = trail_figures
         result["stopped_early"] = stopped
         if trail_figures:
-            first, last = trail_figures[0], trail_figures[-1]
             result["event_disk_gb_per_million"] = round(bytes_per_event * 1e6 / GB, 2)
+        if len(trail_figures) > 1:
+            first, last = trail_figures[0], trail_figures[-1]
             result["trail_ratio"] = {
                 "from_events": first["events"],
                 "to_events": last["events"],
@@ -697,16 +762,20 @@ def main() -> None:
                 f"x{result['trail_ratio']['verify_trail_p50']} (p50)"
             )
         result["rss"] = proc_status()
-        say(
-            f"disk: {result['aeo_disk_gb_per_million']} GiB per million AEOs, "
-            f"{result.get('event_disk_gb_per_million')} GiB per million events; "
-            f"peak RSS {result['rss']['vmhwm_mb']} MiB"
-        )
+        disk = [
+            f"{result[key]} GiB per million {what}"
+            for key, what in (
+                ("aeo_disk_gb_per_million", "AEOs"),
+                ("event_disk_gb_per_million", "events"),
+            )
+            if key in result
+        ]
+        say(f"disk: {', '.join(disk) or '-'}; peak RSS {result['rss']['vmhwm_mb']} MiB")
         if opts.profile:
             profile_queries(c, issued, anchored, opts.event_block, rng)
     finally:
         c.ledger.close()
-        if not opts.keep:
+        if not opts.keep and opts.resume is None:
             shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(result))
 
