@@ -10,10 +10,12 @@ Layout (docs/ledger.md):
   transaction, in ledger order (``value`` NULL = delete). Appended, never updated.
 - ``kv(key, ver, vid)`` — the state index (WITHOUT ROWID, all versions): the current
   value of a key is its highest version; its history is all of them.
-- ``cur(key, ver, value)`` — the current value of each key under a CLUSTERED prefix
-  (WITHOUT ROWID, in key order): a copy, kept in the same SQLite transaction, so that a
-  range of such keys (a consignment's trail) is a contiguous read however large the
-  write log grows. ``kv`` + ``vals`` stay the record; ``ledger verify`` checks the copy.
+- ``cur(rid, key, ver, value)`` — the current value of each key under a CLUSTERED prefix:
+  a copy, kept in the same SQLite transaction, so that a range of such keys (a
+  consignment's trail) is a contiguous read however large the write log grows. The rows
+  of a group (keys that differ only in their last component: one trail) get neighbouring
+  row ids (``group << SLOT_BITS | slot``), and ``key`` has its own small index. ``kv`` +
+  ``vals`` stay the record; ``ledger verify`` checks the copy.
 - ``txs(ver, tx_id, code, ts_ns, record)`` — every ordered transaction (valid or not)
   with its record (proposal, signature, read/write set, response, event).
 - ``blocks(number, hash, header, signature, tsa_token)``; ``certs(sha256, der)`` holds
@@ -30,7 +32,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +49,19 @@ WAL_RESTART_BYTES = 128 * 1024 * 1024
 _RESTART_WAIT_MS = 250
 _BUSY_TIMEOUT_MS = 10_000
 
-#: key spaces read by range on hot paths: their current values are also kept in key
-#: order (``cur``). A consignment's trail (chaincode/trace.py: ``trail~ref~seq``) is
-#: written one event at a time, so in the write log its entries lie in as many places
-#: as it has events; read from ``cur`` it is a few neighbouring pages (10 entries of
-#: ~1.5 KB fill two or three 8 KiB pages).
+#: key spaces read by range on hot paths: their current values are also kept together
+#: (``cur``). A consignment's trail (chaincode/trace.py: ``trail~ref~seq``) is written
+#: one event at a time, so in the write log its entries lie in as many places as it has
+#: events; read from ``cur`` it is a few neighbouring pages (10 entries of ~1.6 KB fill
+#: two or three 8 KiB pages).
 CLUSTERED = ("\x00trail\x00",)
+#: ``cur``'s row id is ``group << SLOT_BITS | slot``: a group (one trail) has 2**20 slots
+#: of neighbouring rows, then goes on in a new group's range (still correct, less close).
+#: A rowid table, not WITHOUT ROWID: there the interior pages hold whole rows, and rows of
+#: ~1.6 KB leave 3-4 per 8 KiB interior page: a tree 8 levels deep at 100k trail entries,
+#: whose interior pages (~22% of it) no page cache keeps once the ledger outgrows the RAM.
+SLOT_BITS = 20
+_SLOTS = 1 << SLOT_BITS
 _CLUSTERED_RAW = tuple(p.encode() for p in CLUSTERED)
 #: the current (key, ver, value) of the keys in [?, ?), from the write log and its index
 CURRENT_SQL = (
@@ -62,7 +71,8 @@ CURRENT_SQL = (
 )
 _CUR_SCHEMA = """
 CREATE TABLE cur(
-    key BLOB PRIMARY KEY, ver INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+    rid INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, ver INTEGER NOT NULL,
+    value BLOB NOT NULL);
 """
 
 _SCHEMA = (
@@ -131,24 +141,63 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
 
 
 def _ensure_cur(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
-    """Add ``cur`` to a ledger written before it existed (filled from the state index)."""
-    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='cur'")
-    if found.fetchone() is not None:
+    """Give a ledger written by an earlier Caravan the current ``cur``.
+
+    Without ``cur`` (before the copy existed) it is filled from the state index; a ``cur``
+    WITHOUT ROWID (before the row ids) is rewritten in the grouped layout. Readers read
+    the earlier ``cur`` as it is (same columns); a ledger without one needs a writer first.
+    """
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(cur)")]
+    if "rid" in columns:
         return
     if readonly:
+        if columns:
+            return
         raise LedgerError(
             f"the ledger {path} was written by an earlier Caravan: open it once for writing "
             "(start its node, or any write command) to add the trail index"
         )
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(_CUR_SCHEMA)
-        for bounds in clustered_ranges():
-            conn.execute("INSERT INTO cur " + CURRENT_SQL, bounds)
+        if columns:
+            conn.execute("ALTER TABLE cur RENAME TO cur_before")
+            conn.execute(_CUR_SCHEMA)
+            _fill_cur(conn, conn.execute("SELECT key, ver, value FROM cur_before ORDER BY key"))
+            conn.execute("DROP TABLE cur_before")
+        else:
+            conn.execute(_CUR_SCHEMA)
+            for bounds in clustered_ranges():
+                _fill_cur(conn, conn.execute(CURRENT_SQL + " ORDER BY k.key", bounds))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _fill_cur(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int, bytes]]) -> None:
+    """Insert (key, ver, value) rows, given in key order, into ``cur``: each group
+    (:func:`_group_of`) in a group range of row ids of its own, after every existing one."""
+    top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
+    first = 1 if top is None else (top >> SLOT_BITS) + 1
+
+    def placed() -> Iterator[tuple[int, bytes, int, bytes]]:
+        group_no, rid, last = first, 0, None
+        for key, ver, value in rows:
+            raw = bytes(key)
+            group = _group_of(raw)
+            if group != last or not (rid + 1) % _SLOTS:  # a new group, or this one is full
+                rid, group_no, last = group_no << SLOT_BITS, group_no + 1, group
+            else:
+                rid += 1
+            yield rid, raw, ver, value
+
+    conn.executemany("INSERT INTO cur VALUES(?, ?, ?, ?)", placed())
+
+
+def _group_of(raw: bytes) -> bytes:
+    """The key without its last component (``\\x00trail\\x00<ref>\\x00`` for a trail entry)."""
+    cut = raw.rfind(b"\x00", 0, len(raw) - 1)
+    return raw[: cut + 1] if cut > 0 else raw
 
 
 def clustered_ranges() -> list[tuple[bytes, bytes]]:
@@ -169,6 +218,45 @@ def _clustered(start: bytes, end: bytes | None = None) -> bool:
         ):
             return True
     return False
+
+
+def _write_current(
+    conn: sqlite3.Connection, current: dict[bytes, tuple[int, bytes | None]]
+) -> None:
+    """Apply a block's last write of each clustered key to ``cur``, in its transaction.
+
+    A key that has a row keeps its row id. A new key takes the next slot of its group
+    (the highest row id among the group's keys, plus one); it starts a new group range
+    when the group has no row yet, its range is full, or that row id is taken (by a key
+    with more components inside the group's key range).
+    """
+    following: dict[bytes, int] = {}  # group -> its next row id, within this block
+    for raw in sorted(current):
+        ver, value = current[raw]
+        if value is None:
+            conn.execute("DELETE FROM cur WHERE key = ?", (raw,))
+            continue
+        updated = conn.execute(
+            "UPDATE cur SET ver = ?, value = ? WHERE key = ?", (ver, value, raw)
+        ).rowcount
+        if updated:
+            continue
+        group = _group_of(raw)
+        rid = following.get(group)
+        if rid is None:
+            top = conn.execute(
+                "SELECT max(rid) FROM cur WHERE key >= ? AND key < ?", (group, _after(group))
+            ).fetchone()[0]
+            rid = 0 if top is None else top + 1
+        row = (rid, raw, ver, value)
+        if not rid % _SLOTS or not conn.execute(_INSERT_CUR_IF_FREE, row).rowcount:
+            top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
+            rid = (1 if top is None else (top >> SLOT_BITS) + 1) << SLOT_BITS
+            conn.execute("INSERT INTO cur VALUES(?, ?, ?, ?)", (rid, raw, ver, value))
+        following[group] = rid + 1
+
+
+_INSERT_CUR_IF_FREE = "INSERT OR IGNORE INTO cur VALUES(?, ?, ?, ?)"
 
 
 def lock_path(path: Path) -> Path:
@@ -433,8 +521,6 @@ class Store:
                 current[raw] = (ver, value)
             vid += 1
         index.sort()  # key order: neighbouring pages, fewer pages touched
-        upserts = sorted((k, ver, v) for k, (ver, v) in current.items() if v is not None)
-        deletes = sorted((k,) for k, (_ver, v) in current.items() if v is None)
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -444,10 +530,8 @@ class Store:
             conn.executemany("INSERT INTO txs VALUES(?, ?, ?, ?, ?)", block.txs)
             conn.executemany("INSERT INTO vals VALUES(?, ?, ?, ?)", vals)
             conn.executemany("INSERT INTO kv VALUES(?, ?, ?)", index)
-            if upserts:
-                conn.executemany("INSERT OR REPLACE INTO cur VALUES(?, ?, ?)", upserts)
-            if deletes:
-                conn.executemany("DELETE FROM cur WHERE key = ?", deletes)
+            if current:
+                _write_current(conn, current)
             conn.executemany("INSERT OR IGNORE INTO certs VALUES(?, ?)", block.certs)
             conn.execute("COMMIT")
         except BaseException:

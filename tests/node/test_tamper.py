@@ -189,7 +189,9 @@ def test_a_trail_entry_deleted_from_the_key_ordered_copy(built: Built, copy: Pat
 
 def test_a_key_added_to_the_key_ordered_copy(built: Built, copy: Path) -> None:
     def change(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO cur VALUES(?, ?, ?)", (b"\x00aeo\x00X\x00", lo(1), b"{}"))
+        conn.execute(
+            "INSERT INTO cur(key, ver, value) VALUES(?, ?, ?)", (b"\x00aeo\x00X\x00", lo(1), b"{}")
+        )
 
     edit(copy, change)
     assert "key-ordered copy of the state has" in corrupted(copy).message
@@ -411,8 +413,8 @@ def test_the_last_block_deleted_with_everything_it_wrote(built: Built, copy: Pat
         # and the key-ordered copy of the trails rolled back to what is left
         conn.execute("DELETE FROM cur WHERE ver >= ?", (lo(built.last),))
         conn.execute(
-            "INSERT OR IGNORE INTO cur SELECT k.key, k.ver, v.value FROM (SELECT key, "
-            "max(ver) AS ver, vid FROM kv WHERE key >= X'00747261696c00' AND "
+            "INSERT OR IGNORE INTO cur(key, ver, value) SELECT k.key, k.ver, v.value FROM "
+            "(SELECT key, max(ver) AS ver, vid FROM kv WHERE key >= X'00747261696c00' AND "
             "key < X'00747261696c01' GROUP BY key) k JOIN vals v ON v.vid = k.vid "
             "WHERE v.value IS NOT NULL"
         )
