@@ -170,8 +170,15 @@ def _ensure_cur(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
                 _fill_cur(conn, conn.execute(CURRENT_SQL + " ORDER BY k.key", bounds))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _roll_back(conn)
         raise
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already (a full disk, an I/O
+    error): a ROLLBACK then would raise and hide the error that caused it."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _fill_cur(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int, bytes]]) -> None:
@@ -227,36 +234,72 @@ def _write_current(
 
     A key that has a row keeps its row id. A new key takes the next slot of its group
     (the highest row id among the group's keys, plus one); it starts a new group range
-    when the group has no row yet, its range is full, or that row id is taken (by a key
-    with more components inside the group's key range).
+    when the group has no row yet or its range is full. A row id found taken (by a key
+    with more components inside the group's key range) sends the key to a new range.
+    A few statements per block, not per key: the writer's share of a transaction is small.
     """
-    following: dict[bytes, int] = {}  # group -> its next row id, within this block
-    for raw in sorted(current):
-        ver, value = current[raw]
-        if value is None:
-            conn.execute("DELETE FROM cur WHERE key = ?", (raw,))
-            continue
-        updated = conn.execute(
-            "UPDATE cur SET ver = ?, value = ? WHERE key = ?", (ver, value, raw)
-        ).rowcount
-        if updated:
-            continue
-        group = _group_of(raw)
+    keys = sorted(current)
+    known: dict[bytes, int] = {}
+    for part in _parts(keys, 500):
+        marks = ",".join("?" * len(part))
+        found = conn.execute(f"SELECT key, rid FROM cur WHERE key IN ({marks})", part)  # noqa: S608
+        known.update((bytes(key), rid) for key, rid in found)
+    gone = [(known[k],) for k in keys if current[k][1] is None and k in known]
+    kept = [(*current[k], known[k]) for k in keys if current[k][1] is not None and k in known]
+    fresh = [k for k in keys if current[k][1] is not None and k not in known]
+    if gone:
+        conn.executemany("DELETE FROM cur WHERE rid = ?", gone)
+    if kept:
+        conn.executemany("UPDATE cur SET ver = ?, value = ? WHERE rid = ?", kept)
+    if not fresh:
+        return
+    tops: dict[bytes, int | None] = {}
+    for part in _parts(sorted({_group_of(k) for k in fresh}), 250):
+        bounds = [b for group in part for b in (group, _after(group))]
+        query = _GROUP_TOPS + ",".join(["(?, ?)"] * len(part)) + ")"
+        found = conn.execute(query, bounds)
+        tops.update((bytes(group), top) for group, top in found)
+    ranges = _free_ranges(conn)
+    following: dict[bytes, int] = {}  # group -> its next row id
+    rows = []
+    for key in fresh:
+        group = _group_of(key)
         rid = following.get(group)
         if rid is None:
-            top = conn.execute(
-                "SELECT max(rid) FROM cur WHERE key >= ? AND key < ?", (group, _after(group))
-            ).fetchone()[0]
+            top = tops[group]
             rid = 0 if top is None else top + 1
-        row = (rid, raw, ver, value)
-        if not rid % _SLOTS or not conn.execute(_INSERT_CUR_IF_FREE, row).rowcount:
-            top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
-            rid = (1 if top is None else (top >> SLOT_BITS) + 1) << SLOT_BITS
-            conn.execute("INSERT INTO cur VALUES(?, ?, ?, ?)", (rid, raw, ver, value))
+        if not rid % _SLOTS:
+            rid = next(ranges)
+        rows.append((rid, key, *current[key]))
         following[group] = rid + 1
+    if conn.executemany(_INSERT_CUR_IF_FREE, rows).rowcount == len(rows):
+        return
+    for rid, key, ver, value in rows:  # some row ids were taken: those keys move on
+        row = conn.execute("SELECT key FROM cur WHERE rid = ?", (rid,)).fetchone()
+        if bytes(row[0]) != key:
+            conn.execute("INSERT INTO cur VALUES(?, ?, ?, ?)", (next(ranges), key, ver, value))
 
 
+#: (group, its highest row id or NULL) for (group, first key after it) pairs: "(?, ?), …)"
+_GROUP_TOPS = (
+    "SELECT column1, (SELECT max(rid) FROM cur WHERE key >= column1 AND key < column2) "
+    "FROM (VALUES "
+)
 _INSERT_CUR_IF_FREE = "INSERT OR IGNORE INTO cur VALUES(?, ?, ?, ?)"
+
+
+def _free_ranges(conn: sqlite3.Connection) -> Iterator[int]:
+    """The first row ids of the group ranges after every row of ``cur``, in order."""
+    top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
+    group = 1 if top is None else (top >> SLOT_BITS) + 1
+    while True:
+        yield group << SLOT_BITS
+        group += 1
+
+
+def _parts(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def lock_path(path: Path) -> Path:
@@ -535,7 +578,7 @@ class Store:
             conn.executemany("INSERT OR IGNORE INTO certs VALUES(?, ?)", block.certs)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _roll_back(conn)
             raise
         self._next_vid = vid
         self._bound_wal()

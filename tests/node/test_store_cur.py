@@ -137,3 +137,30 @@ def test_a_ledger_with_the_earlier_copy_is_read_as_it_is_and_regrouped_by_a_writ
         assert rows(store)[trail("A", 4)] == placed[trail("A", 3)] + 1
     finally:
         store.close()
+
+
+def test_regrouping_that_runs_out_of_disk_leaves_the_earlier_copy(tmp_path: Path) -> None:
+    """The full disk is what is reported (not a failed ROLLBACK), and nothing changed."""
+    path = tmp_path / "ledger.db"
+    store = Store.create(path, "caravan")
+    write(store, [(trail("A", seq), b"x" * 3000) for seq in range(1, 40)])
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE old(key BLOB PRIMARY KEY, ver INTEGER NOT NULL, value BLOB NOT NULL)"
+            " WITHOUT ROWID; INSERT INTO old SELECT key, ver, value FROM cur; DROP TABLE cur;"
+            " ALTER TABLE old RENAME TO cur; VACUUM;"  # no free pages left to reuse
+        )
+        before = conn.execute("SELECT key, ver, value FROM cur ORDER BY key").fetchall()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 3}")
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            store_module._ensure_cur(conn, path, readonly=False)
+        assert not conn.in_transaction
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(cur)")]
+        assert columns == ["key", "ver", "value"]
+        assert conn.execute("SELECT key, ver, value FROM cur ORDER BY key").fetchall() == before
+    finally:
+        conn.close()
