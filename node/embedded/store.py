@@ -29,6 +29,7 @@ is either all there or not at all.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import sqlite3
 import threading
@@ -184,16 +185,15 @@ def _roll_back(conn: sqlite3.Connection) -> None:
 def _fill_cur(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int, bytes]]) -> None:
     """Insert (key, ver, value) rows, given in key order, into ``cur``: each group
     (:func:`_group_of`) in a group range of row ids of its own, after every existing one."""
-    top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
-    first = 1 if top is None else (top >> SLOT_BITS) + 1
+    ranges = _free_ranges(conn)
 
     def placed() -> Iterator[tuple[int, bytes, int, bytes]]:
-        group_no, rid, last = first, 0, None
+        rid, last = 0, None
         for key, ver, value in rows:
             raw = bytes(key)
             group = _group_of(raw)
             if group != last or not (rid + 1) % _SLOTS:  # a new group, or this one is full
-                rid, group_no, last = group_no << SLOT_BITS, group_no + 1, group
+                rid, last = next(ranges), group
             else:
                 rid += 1
             yield rid, raw, ver, value
@@ -289,12 +289,10 @@ _INSERT_CUR_IF_FREE = "INSERT OR IGNORE INTO cur VALUES(?, ?, ?, ?)"
 
 
 def _free_ranges(conn: sqlite3.Connection) -> Iterator[int]:
-    """The first row ids of the group ranges after every row of ``cur``, in order."""
+    """The first row ids of the group ranges after every row ``cur`` has now, in order."""
     top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
-    group = 1 if top is None else (top >> SLOT_BITS) + 1
-    while True:
-        yield group << SLOT_BITS
-        group += 1
+    first = 1 if top is None else (top >> SLOT_BITS) + 1
+    return (group << SLOT_BITS for group in itertools.count(first))
 
 
 def _parts(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
@@ -463,8 +461,7 @@ class Store:
         self, tx_ids: Sequence[bytes], conn: sqlite3.Connection | None = None
     ) -> set[bytes]:
         found: set[bytes] = set()
-        for i in range(0, len(tx_ids), 500):
-            part = tx_ids[i : i + 500]
+        for part in _parts(tx_ids, 500):
             marks = ",".join("?" * len(part))
             query = f"SELECT tx_id FROM txs WHERE tx_id IN ({marks})"  # noqa: S608 (only ?s)
             rows = (conn or self.conn).execute(query, part)
