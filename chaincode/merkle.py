@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["leaf_hash", "node_hash", "tree", "verify_inclusion"]
+__all__ = ["leaf_hash", "node_hash", "root", "tree", "verify_inclusion"]
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -30,6 +30,27 @@ def _split(n: int) -> int:
     while k * 2 < n:
         k *= 2
     return k
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """The root of ``leaves`` (leaf hashes) alone, without the audit paths of :func:`tree`.
+
+    Level by level: neighbours are paired and an odd last node moves up unchanged, which
+    gives the RFC 6962 tree (its split at the largest power of two below n leaves every
+    odd node at the right edge). n - 1 node hashes and no paths: a block's root.
+    """
+    if not leaves:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    level = list(leaves)
+    sha = hashlib.sha256
+    while len(level) > 1:
+        odd = level[-1] if len(level) % 2 else None
+        level = [
+            sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if odd is not None:
+            level.append(odd)
+    return level[0]
 
 
 def tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from chaincode.canonical import canonical_json
-from chaincode.merkle import leaf_hash, tree
+from chaincode.merkle import leaf_hash, root
 
 from ..proposal import ProposalSigner, SignedProposal, digest_for
 
@@ -175,8 +175,7 @@ def tx_root(records: Sequence[bytes], leaves: Sequence[bytes] | None = None) -> 
     """RFC 6962 root of the records (``leaves``: their leaf hashes, when known already)."""
     if not records:
         return hashlib.sha256(b"").hexdigest()
-    root, _paths = tree(list(leaves) if leaves is not None else [leaf_hash(r) for r in records])
-    return root.hex()
+    return root(leaves if leaves is not None else [leaf_hash(r) for r in records]).hex()
 
 
 def block_header(

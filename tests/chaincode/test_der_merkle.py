@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaincode import der
-from chaincode.merkle import leaf_hash, node_hash, tree, verify_inclusion
+from chaincode.merkle import leaf_hash, node_hash, root, tree, verify_inclusion
 
 
 def test_parse_and_values() -> None:
@@ -96,8 +96,18 @@ def test_proofs_verify_and_fail_when_tampered(n: int, data: st.DataObject) -> No
         assert not verify_inclusion(leaves[i], i, n, paths[i][:-1], root)
 
 
+def test_root_alone_is_the_rfc_6962_root() -> None:
+    """Pairing level by level (a block's root) gives the split-at-a-power-of-two tree."""
+    leaves = [leaf_hash(b"tx %d" % i) for i in range(300)]
+    for n in [*range(1, 130), 255, 256, 257, 300]:
+        assert root(leaves[:n]) == _mth(leaves[:n]) == tree(leaves[:n])[0], n
+
+
 def test_single_leaf_and_empty() -> None:
-    root, paths = tree([leaf_hash(b"x")])
-    assert root == leaf_hash(b"x") and paths == [[]]
+    top, paths = tree([leaf_hash(b"x")])
+    assert top == leaf_hash(b"x") and paths == [[]]
+    assert root([leaf_hash(b"x")]) == leaf_hash(b"x")
     with pytest.raises(ValueError):
         tree([])
+    with pytest.raises(ValueError):
+        root([])
