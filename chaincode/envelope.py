@@ -49,6 +49,7 @@ __all__ = [
     "ProposalRefused",
     "SignedProposal",
     "check_envelope",
+    "check_unsigned",
     "digest_for",
     "parse_proposal",
     "tx_id_for",
@@ -277,8 +278,8 @@ def verify_signature(signed: SignedProposal) -> None:
         raise ProposalRefused("BAD_SIGNATURE", "the proposal signature does not verify") from None
 
 
-def check_envelope(signed: SignedProposal, channel: str) -> Proposal:
-    """Everything that needs no ledger state: parse, channel, chain length, signature."""
+def check_unsigned(signed: SignedProposal, channel: str) -> Proposal:
+    """:func:`check_envelope` without its last step, the signature check."""
     if not isinstance(signed, SignedProposal):
         raise _bad("not a signed proposal")
     proposal = parse_proposal(signed.proposal)
@@ -288,5 +289,11 @@ def check_envelope(signed: SignedProposal, channel: str) -> Proposal:
         )
     if len(signed.chain) > MAX_CHAIN:
         raise _bad(f"the carried certificate chain is longer than {MAX_CHAIN}")
+    return proposal
+
+
+def check_envelope(signed: SignedProposal, channel: str) -> Proposal:
+    """Everything that needs no ledger state: parse, channel, chain length, signature."""
+    proposal = check_unsigned(signed, channel)
     verify_signature(signed)
     return proposal

@@ -51,7 +51,16 @@ from ..ledger import BlockView, LedgerInfo, Receipt, TxChanges, TxView
 from ..proposal import Proposal, ProposalSigner, SignedProposal, parse_proposal
 from .blocks import GENESIS_PREV, block_hash, block_header, decode_record, recode, sign_header
 from .creators import TRUST_PREFIXES, CreatorVerifier
-from .endorse import Endorsed, Endorsers, Refused, Result, Untrusted, endorse, precheck
+from .endorse import (
+    Endorsed,
+    Endorsers,
+    Refused,
+    Result,
+    Untrusted,
+    endorse,
+    precheck,
+    precheck_many,
+)
 from .store import MAX_TX_PER_BLOCK, VER_SHIFT, BlockWrite, Store, ver_of
 from .stub import TxStub
 
@@ -199,10 +208,6 @@ class _Inflight:
     built: _Built
     future: Future[None]
     settled: bool = False
-
-
-def _precheck_chunk(chunk: Sequence[SignedProposal], channel: str) -> list[Proposal | NodeError]:
-    return [precheck(s, channel) for s in chunk]
 
 
 def _refused(tx_id: str, exc: NodeError | Refused | Untrusted) -> Receipt:
@@ -376,7 +381,7 @@ class EmbeddedLedger:
                 yield start, snap, results
             return
         chunks = [proposals[i : i + _CHUNK] for i in range(0, len(proposals), _CHUNK)]
-        checked = self._pool.map(_precheck_chunk, chunks, [self.channel] * len(chunks))
+        checked = self._pool.map(precheck_many, chunks, [self.channel] * len(chunks))
         for n, prechecked in enumerate(checked):
             yield n * _CHUNK, None, prechecked
 
