@@ -62,7 +62,6 @@ CLUSTERED = ("\x00trail\x00",)
 #: ~1.6 KB leave 3-4 per 8 KiB interior page: a tree 8 levels deep at 100k trail entries,
 #: whose interior pages (~22% of it) no page cache keeps once the ledger outgrows the RAM.
 SLOT_BITS = 20
-_SLOTS = 1 << SLOT_BITS
 _CLUSTERED_RAW = tuple(p.encode() for p in CLUSTERED)
 #: the current (key, ver, value) of the keys in [?, ?), from the write log and its index
 CURRENT_SQL = (
@@ -192,7 +191,7 @@ def _fill_cur(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int, bytes]]
         for key, ver, value in rows:
             raw = bytes(key)
             group = _group_of(raw)
-            if group != last or not (rid + 1) % _SLOTS:  # a new group, or this one is full
+            if group != last or _range_start(rid + 1):  # a new group, or this one is full
                 rid, last = next(ranges), group
             else:
                 rid += 1
@@ -268,7 +267,7 @@ def _write_current(
         if rid is None:
             top = tops[group]
             rid = 0 if top is None else top + 1
-        if not rid % _SLOTS:
+        if _range_start(rid):  # the group has no row yet, or its range is full
             rid = next(ranges)
         rows.append((rid, key, *current[key]))
         following[group] = rid + 1
@@ -286,6 +285,11 @@ _GROUP_TOPS = (
     "FROM (VALUES "
 )
 _INSERT_CUR_IF_FREE = "INSERT OR IGNORE INTO cur VALUES(?, ?, ?, ?)"
+
+
+def _range_start(rid: int) -> bool:
+    """Is ``rid`` the first slot of a group range (SLOT_BITS read now: a test shrinks it)?"""
+    return not rid & ((1 << SLOT_BITS) - 1)
 
 
 def _free_ranges(conn: sqlite3.Connection) -> Iterator[int]:

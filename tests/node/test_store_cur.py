@@ -95,7 +95,6 @@ def test_a_longer_key_inside_a_groups_key_range_never_shares_a_row(store: Store)
 
 
 def test_a_full_group_goes_on_in_a_new_range(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "_SLOTS", 4)
     monkeypatch.setattr(store_module, "SLOT_BITS", 2)
     for seq in range(1, 7):
         write(store, [(trail("A", seq), b"%d" % seq)])
