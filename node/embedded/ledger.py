@@ -27,6 +27,7 @@ import base64
 import bisect
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -72,6 +73,8 @@ DEFAULT_MAX_SKEW_S = 300
 DEFAULT_PARALLEL_MIN = 512  # smaller batches are endorsed in this process
 _CHUNK = 128
 _CACHE_LIMIT = 200_000
+_RANGE_LIMIT = 1_024  # range results evaluate() keeps
+_RANGE_ROWS = 64  # larger results are read each time
 _RECENT_BLOCKS = 16  # MVCC keeps the written keys of this many blocks for worker snapshots
 
 Clock = Callable[[], int]  # nanoseconds since the epoch
@@ -115,18 +118,22 @@ class _ReadCache:
     so a value read just before a commit can never outlive it.
     """
 
-    __slots__ = ("gen", "lock", "values")
+    __slots__ = ("gen", "lock", "ranges", "values")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.gen = 0
         self.values: dict[str, tuple[int, bytes]] = {}
+        self.ranges: dict[tuple[str, str], tuple[tuple[str, int, bytes], ...]] = {}
 
     def invalidate(self, keys: Iterable[str]) -> None:
+        """After a block is durable: drop the keys it wrote, and every range (any write
+        may fall into one; finding which would cost the committer per written key)."""
         with self.lock:
             self.gen += 1
             for key in keys:
                 self.values.pop(key, None)
+            self.ranges.clear()
 
 
 class _CachedView(_View):
@@ -149,6 +156,24 @@ class _CachedView(_View):
                     reads.values.clear()
                 reads.values[key] = _ABSENT if found is None else found
         return found
+
+    def range(self, start: str, end: str) -> Iterator[tuple[str, int, bytes]]:
+        """Small ranges (the MRAs of a pair, a short trail) from the cache, like keys."""
+        reads = self.reads
+        hit = reads.ranges.get((start, end))
+        if hit is not None:
+            return iter(hit)
+        gen = reads.gen
+        rows = Store.range(self.conn, start, end)
+        first = list(itertools.islice(rows, _RANGE_ROWS + 1))
+        if len(first) > _RANGE_ROWS:  # a large range: streamed, not kept
+            return itertools.chain(first, rows)
+        with reads.lock:
+            if reads.gen == gen:
+                if len(reads.ranges) >= _RANGE_LIMIT:
+                    reads.ranges.clear()
+                reads.ranges[(start, end)] = tuple(first)
+        return iter(first)
 
 
 @dataclass(slots=True)

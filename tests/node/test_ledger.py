@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from node.embedded import ledger as ledger_module
 from node.embedded import store as store_module
 from node.embedded.blocks import tx_record, tx_record_json
 from node.embedded.ledger import EmbeddedLedger
@@ -86,6 +87,35 @@ def test_genesis_block_and_a_transaction(make_ledger: MakeLedger, signers: Signe
     assert block2.header["prev_hash"] == ledger.block(1).hash
     assert block2.txs[0].tx_id == receipt.tx_id and block2.txs[0].code == "VALID"
     assert verify_ledger(ledger.store).height == 3
+
+
+def test_queries_cache_small_ranges_until_a_block_writes(
+    make_ledger: MakeLedger, signers: Signers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate() keeps small range results like keys; every durable block drops them."""
+    ledger = make_ledger()
+    with_sez(ledger, signers)
+    ref, operator = "26KZ0000042-KHG", signers["kz-khorgos"]
+
+    def anchor(n: int) -> None:
+        receipt = ledger.submit(propose(operator, "AnchorEvents", anchor_batch(event(n, ref))))
+        assert receipt.code == "VALID", receipt
+
+    def trail() -> list[int]:
+        response = ledger.evaluate("GetTrail", [json.dumps({"consignment_ref": ref})])
+        return [e["seq"] for e in json.loads(response.payload)]
+
+    anchor(1)
+    assert trail() == [1]
+    assert len(ledger._reads.ranges) == 1  # the trail's range, kept
+    assert trail() == [1]
+    anchor(2)
+    assert not ledger._reads.ranges
+    assert trail() == [1, 2]
+    monkeypatch.setattr(ledger_module, "_RANGE_ROWS", 1)
+    ledger._reads.ranges.clear()
+    assert trail() == [1, 2]  # larger than the limit: streamed whole, not kept
+    assert not ledger._reads.ranges
 
 
 def test_reopen_keeps_the_chain(make_ledger: MakeLedger, signers: Signers) -> None:
