@@ -90,32 +90,41 @@ def test_genesis_block_and_a_transaction(make_ledger: MakeLedger, signers: Signe
 
 
 def test_queries_cache_small_ranges_until_a_block_writes(
-    make_ledger: MakeLedger, signers: Signers, monkeypatch: pytest.MonkeyPatch
+    make_ledger: MakeLedger,
+    signers: Signers,
+    fresh_pki: OrgPki,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """evaluate() keeps small range results like keys; every durable block drops them."""
+    """evaluate() keeps small range results like keys; every durable block drops them.
+    Trails are read from the store each time."""
     ledger = make_ledger()
-    with_sez(ledger, signers)
-    ref, operator = "26KZ0000042-KHG", signers["kz-khorgos"]
+    admin = signers["kz-admin"]
 
-    def anchor(n: int) -> None:
-        receipt = ledger.submit(propose(operator, "AnchorEvents", anchor_batch(event(n, ref))))
-        assert receipt.code == "VALID", receipt
+    def trust_list() -> list[str]:
+        response = ledger.evaluate("GetTrustList", [json.dumps({"msp_id": "KZ-CUSTOMS"})])
+        return [a["fingerprint"] for a in json.loads(response.payload)]
 
-    def trail() -> list[int]:
-        response = ledger.evaluate("GetTrail", [json.dumps({"consignment_ref": ref})])
-        return [e["seq"] for e in json.loads(response.payload)]
-
-    anchor(1)
-    assert trail() == [1]
-    assert len(ledger._reads.ranges) == 1  # the trail's range, kept
-    assert trail() == [1]
-    anchor(2)
+    first = trust_list()
+    assert len(first) == 1
+    assert len(ledger._reads.ranges) == 1  # the member's anchors, kept
+    assert trust_list() == first
+    extra = fresh_pki.certificate("root").public_bytes(Encoding.DER)
+    added = ledger.submit(propose(admin, "AddAnchor", {"kind": "root", "certificate": b64(extra)}))
+    assert added.code == "VALID", added
     assert not ledger._reads.ranges
-    assert trail() == [1, 2]
+    assert sorted(trust_list()) == sorted([*first, hashlib.sha256(extra).hexdigest()])
     monkeypatch.setattr(ledger_module, "_RANGE_ROWS", 1)
     ledger._reads.ranges.clear()
-    assert trail() == [1, 2]  # larger than the limit: streamed whole, not kept
+    assert len(trust_list()) == 2  # larger than the limit: streamed whole, not kept
     assert not ledger._reads.ranges
+
+    with_sez(ledger, signers)
+    ref = event(1)["consignment_ref"]
+    operator = signers["kz-khorgos"]
+    assert ledger.submit(propose(operator, "AnchorEvents", anchor_batch(event(1)))).code == "VALID"
+    trail = ledger.evaluate("GetTrail", [json.dumps({"consignment_ref": ref})])
+    assert trail.status == 200 and len(json.loads(trail.payload)) == 1
+    assert not ledger._reads.ranges  # a trail is not kept
 
 
 def test_reopen_keeps_the_chain(make_ledger: MakeLedger, signers: Signers) -> None:
