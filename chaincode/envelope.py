@@ -278,8 +278,9 @@ def verify_signature(signed: SignedProposal) -> None:
         raise ProposalRefused("BAD_SIGNATURE", "the proposal signature does not verify") from None
 
 
-def check_unsigned(signed: SignedProposal, channel: str) -> Proposal:
-    """:func:`check_envelope` without its last step, the signature check."""
+def check_unsigned(signed: object, channel: str) -> Proposal:
+    """:func:`check_envelope` without its last step, the signature check (anything that
+    is not a :class:`SignedProposal` is refused)."""
     if not isinstance(signed, SignedProposal):
         raise _bad("not a signed proposal")
     proposal = parse_proposal(signed.proposal)

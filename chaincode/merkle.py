@@ -42,12 +42,9 @@ def root(leaves: Sequence[bytes]) -> bytes:
     if not leaves:
         raise ValueError("a Merkle tree needs at least one leaf")
     level = list(leaves)
-    sha = hashlib.sha256
     while len(level) > 1:
         odd = level[-1] if len(level) % 2 else None
-        level = [
-            sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
-        ]
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if odd is not None:
             level.append(odd)
     return level[0]

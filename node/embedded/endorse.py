@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import NamedTuple
 
-from chaincode.envelope import ProposalRefused, check_envelope, check_unsigned, verify_signature
+from chaincode.envelope import ProposalRefused, check_unsigned, verify_signature
 from chaincode.envelope import SignedProposal as _AnySignedProposal
 from chaincode.merkle import leaf_hash
 from chaincode.router import invoke
@@ -103,20 +103,19 @@ Result = Endorsed | Untrusted | Refused
 
 def precheck(signed: SignedProposal, channel: str) -> Proposal | NodeError:
     """Parse and verify one proposal (the verify releases the GIL)."""
-    try:
-        return check_envelope(signed, channel)
-    except ProposalRefused as exc:
-        return node_error(exc)
+    return precheck_many([signed], channel)[0]
 
 
-def precheck_many(signed: Sequence[SignedProposal], channel: str) -> list[Proposal | NodeError]:
-    """:func:`precheck` of each proposal, in two passes: parse and check every proposal,
+def precheck_many(
+    signed: Sequence[SignedProposal | None], channel: str
+) -> list[Proposal | NodeError]:
+    """``chaincode.envelope.check_envelope`` of each proposal, its refusal as a NodeError
+    (``None``: "not a signed proposal"), in two passes: parse and check every proposal,
     then verify the signatures of those that passed.
 
-    The result of each proposal is what :func:`precheck` gives it. Verifying back to back
-    keeps OpenSSL's P-256 tables and code in the CPU caches, where JSON parsing between
-    two verifications evicts them: ~20 % less CPU per proposal in a worker's chunk
-    (docs/benchmarks.md, "Checking signatures back to back").
+    Verifying back to back keeps OpenSSL's P-256 tables and code in the CPU caches, where
+    JSON parsing between two verifications evicts them: 15-20 % less CPU per proposal
+    in a worker (docs/benchmarks.md, "Checking signatures back to back").
     """
     checked: list[Proposal | NodeError] = []
     for s in signed:
@@ -125,7 +124,7 @@ def precheck_many(signed: Sequence[SignedProposal], channel: str) -> list[Propos
         except ProposalRefused as exc:
             checked.append(node_error(exc))
     for i, s in enumerate(signed):
-        if not isinstance(checked[i], NodeError):
+        if s is not None and not isinstance(checked[i], NodeError):
             try:
                 verify_signature(s)
             except ProposalRefused as exc:
@@ -233,28 +232,26 @@ class _Worker:
         self, items: Sequence[tuple[bytes, bytes, int, tuple[int, ...]] | None], certs: list[bytes]
     ) -> tuple[int, list[Result]]:
         signed = [
-            SignedProposal(item[0], item[1], certs[item[2]], tuple(certs[i] for i in item[3]))
+            None
+            if item is None
+            else SignedProposal(item[0], item[1], certs[item[2]], tuple(certs[i] for i in item[3]))
             for item in items
-            if item is not None
         ]
-        checked = iter(precheck_many(signed, self.channel))  # no state needed: before BEGIN
-        pairs = iter(signed)
+        checked = precheck_many(signed, self.channel)  # no state needed: before BEGIN
         results: list[Result] = []
         self.conn.execute("BEGIN")
         try:
             snap = self._refresh()
-            for item in items:
-                if item is None:
-                    results.append(Refused("BAD_PROPOSAL", 400, "not a signed proposal"))
-                else:
-                    results.append(self._one(next(pairs), next(checked)))
+            for one, done in zip(signed, checked, strict=True):
+                results.append(self._one(one, done))
         finally:
             self.conn.execute("COMMIT")
         return snap, results
 
-    def _one(self, signed: SignedProposal, checked: Proposal | NodeError) -> Result:
+    def _one(self, signed: SignedProposal | None, checked: Proposal | NodeError) -> Result:
         if isinstance(checked, NodeError):
             return Refused(checked.code, checked.status, checked.message)
+        assert signed is not None  # precheck_many refuses None
         try:
             creator = self.creators.check(self.view, signed, checked)
         except NodeError as exc:
