@@ -41,7 +41,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, StatementError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    StatementError,
+)
 
 from chaincode.aeo import AEO_ID, TIN
 from chaincode.context import COUNTRY, MSP_ID
@@ -114,13 +122,21 @@ class Index:
         #: as given (a password included): another process opens the same index with it
         self.url = url
         self.engine = _engine(url)
-        try:
-            with self.engine.begin() as conn:
-                METADATA.create_all(conn)
-                _ensure_checkpoint(conn)
-        except OperationalError as exc:
-            self.engine.dispose()
-            raise IndexUnavailable(f"the index database cannot be opened: {_reason(exc)}") from None
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    METADATA.create_all(conn)
+                    _ensure_checkpoint(conn)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError) as exc:
+                # another process (the node and its index feeder) created a table or the
+                # checkpoint row between our check and our CREATE/INSERT: check again
+                if attempt + 1 < _CREATE_ATTEMPTS and _created_meanwhile(exc):
+                    continue
+                self.engine.dispose()
+                raise IndexUnavailable(
+                    f"the index database cannot be opened: {_reason(exc)}"
+                ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -503,6 +519,16 @@ def _engine(url: str) -> Engine:
 def _reason(exc: StatementError) -> str:
     text = str(exc.orig).strip().splitlines()
     return text[0] if text else type(exc.orig).__name__
+
+
+_CREATE_ATTEMPTS = 3
+#: what SQLite and PostgreSQL say when a concurrent creator got there first
+_CREATED_MEANWHILE = ("already exists", "unique constraint failed", "duplicate key")
+
+
+def _created_meanwhile(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return any(words in message for words in _CREATED_MEANWHILE)
 
 
 def _ensure_checkpoint(conn: Connection) -> None:

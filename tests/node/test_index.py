@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from chaincode.timeutil import parse_time
 from node.embedded.ledger import EmbeddedLedger
 from node.index import BadQuery, Index, IndexFeedError, IndexUnavailable
+from node.index.tables import METADATA
 from node.ledger import TxChanges
 from tests.chaincode.conftest import aeo_record, aeo_write
 from tests.chaincode.test_mra import ACT, proposal
@@ -495,3 +497,25 @@ def test_ten_thousand_events_index_in_seconds(
     with capsys.disabled():
         kind = index.engine.dialect.name
         print(f"\nindexed 10,000 events on {kind} in {elapsed:.2f} s ({10_000 / elapsed:,.0f}/s)")
+
+
+def test_a_schema_created_meanwhile_by_another_process_is_used(tmp_path: Path) -> None:
+    """The node and its index feeder may open a new index at the same moment: the other
+    one's tables (or checkpoint row) appearing between our check and our CREATE is not
+    an error; the index opens on the second look."""
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    first = next(iter(METADATA.sorted_tables))
+    raced: list[bool] = []
+
+    def other_process_first(*_args: Any, **_kw: Any) -> None:
+        if not raced:
+            raced.append(True)
+            Index(url).close()  # its own engine and connection: the whole schema, committed
+
+    event.listen(first, "before_create", other_process_first)
+    try:
+        with Index(url) as index:
+            assert index.checkpoint().block == -1
+    finally:
+        event.remove(first, "before_create", other_process_first)
+    assert raced == [True]
