@@ -468,7 +468,7 @@ def _recorded(ledger: EmbeddedLedger, first_block: int) -> list[tuple[str, str, 
 
 
 def test_workers_endorse_exactly_as_the_committer_would(
-    make_ledger: MakeLedger, signers: Signers
+    make_ledger: MakeLedger, signers: Signers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same batch on two ledgers, endorsed in process and in worker processes."""
     here = make_ledger(max_block_tx=2, workers=0)
@@ -506,6 +506,12 @@ def test_workers_endorse_exactly_as_the_committer_would(
     ]
     start = here.height
     assert workers.height == start
+    # In process, p3 executes on the committed state while [p1, p2] is being written. A
+    # write that finished first would let it read X's new version: still a conflict (the
+    # block is not settled), but with another read set in its record. Hold each write
+    # back a little so that p3 always reads what a worker's snapshot shows.
+    write = here._write
+    monkeypatch.setattr(here, "_write", lambda built: (time.sleep(0.1), write(built)))
     results = [ledger.submit_many(batch) for ledger in (here, workers)]
     assert [r.code for r in results[0]] == expected
     assert results[1] == results[0]  # receipts: codes, messages, payloads, blocks, events
