@@ -511,7 +511,12 @@ def test_workers_endorse_exactly_as_the_committer_would(
     # block is not settled), but with another read set in its record. Hold each write
     # back a little so that p3 always reads what a worker's snapshot shows.
     write = here._write
-    monkeypatch.setattr(here, "_write", lambda built: (time.sleep(0.1), write(built)))
+
+    def held_back(built: Any) -> None:
+        time.sleep(0.1)
+        write(built)
+
+    monkeypatch.setattr(here, "_write", held_back)
     results = [ledger.submit_many(batch) for ledger in (here, workers)]
     assert [r.code for r in results[0]] == expected
     assert results[1] == results[0]  # receipts: codes, messages, payloads, blocks, events
