@@ -293,11 +293,9 @@ def group_rows(
     while True:
         first = number << SLOT_BITS
         last = first | mask
-        full = False
-        for rid, key, ver, value in conn.execute(_CHAIN_SQL, (first, last)):
-            full = rid == last
-            yield rid, key, ver, value
-        if not full:
+        rows = conn.execute(_CHAIN_SQL, (first, last)).fetchall()  # no statement left open
+        yield from rows
+        if not rows or rows[-1][0] != last:  # row id order: the last slot comes last
             return
         number = _next_range(number)
 
