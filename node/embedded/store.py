@@ -13,9 +13,9 @@ Layout (docs/ledger.md):
 - ``cur(rid, key, ver, value)`` — the current value of each key under a CLUSTERED prefix:
   a copy, kept in the same SQLite transaction, so that a range of such keys (a
   consignment's trail) is a contiguous read however large the write log grows. The rows
-  of a group (one trail) get neighbouring row ids in a range found by hashing the group
-  (``range << SLOT_BITS | slot``), so a read needs no index: one descent of the rowid
-  tree. ``kv`` + ``vals`` stay the record; ``ledger verify`` checks the copy.
+  of a group (keys that differ only in their last component: one trail) get neighbouring
+  row ids (``group << SLOT_BITS | slot``), and ``key`` has its own small index. ``kv`` +
+  ``vals`` stay the record; ``ledger verify`` checks the copy.
 - ``txs(ver, tx_id, code, ts_ns, record)`` — every ordered transaction (valid or not)
   with its record (proposal, signature, read/write set, response, event).
 - ``blocks(number, hash, header, signature, tsa_token)``; ``certs(sha256, der)`` holds
@@ -29,27 +29,17 @@ is either all there or not at all.
 from __future__ import annotations
 
 import fcntl
-import hashlib
+import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from ..errors import LedgerError
 
-__all__ = [
-    "VER_SHIFT",
-    "BlockWrite",
-    "Store",
-    "StoredBlock",
-    "clustered_ranges",
-    "group_of",
-    "group_rows",
-    "ver_of",
-]
+__all__ = ["VER_SHIFT", "BlockWrite", "Store", "StoredBlock", "ver_of"]
 
 FORMAT = b"caravan-embedded-ledger/1"
 VER_SHIFT = 20
@@ -66,19 +56,12 @@ _BUSY_TIMEOUT_MS = 10_000
 #: events; read from ``cur`` it is a few neighbouring pages (10 entries of ~1.6 KB fill
 #: two or three 8 KiB pages).
 CLUSTERED = ("\x00trail\x00",)
-#: ``cur``'s row id is ``range << SLOT_BITS | slot``. A group (a trail: the keys that
-#: share the prefix and first component, ``\x00trail\x00<ref>\x00``) starts in the range
-#: given by a hash of it (:func:`_home`) and takes its slots in order; when a range is full
-#: (its last slot has a row) the group goes on in the next range, and readers follow: a
-#: *chain*. Groups whose hashes meet share a range; a reader keeps its own keys. Nothing
-#: is ever removed (a delete leaves a tombstone, value NULL), so a full range stays full.
+#: ``cur``'s row id is ``group << SLOT_BITS | slot``: a group (one trail) has 2**20 slots
+#: of neighbouring rows, then goes on in a new group's range (still correct, less close).
 #: A rowid table, not WITHOUT ROWID: there the interior pages hold whole rows, and rows of
 #: ~1.6 KB leave 3-4 per 8 KiB interior page: a tree 8 levels deep at 100k trail entries,
 #: whose interior pages (~22% of it) no page cache keeps once the ledger outgrows the RAM.
-#: No index on ``key``: a trail read is one descent to its rows (decision 0007).
 SLOT_BITS = 20
-#: ``meta('cur')``: the layout of ``cur`` this code reads and writes (see _ensure_cur)
-CUR_LAYOUT = b"hashed-groups/1"
 _CLUSTERED_RAW = tuple(p.encode() for p in CLUSTERED)
 #: the current (key, ver, value) of the keys in [?, ?), from the write log and its index
 CURRENT_SQL = (
@@ -87,7 +70,9 @@ CURRENT_SQL = (
     "JOIN vals v ON v.vid = k.vid WHERE v.value IS NOT NULL"
 )
 _CUR_SCHEMA = """
-CREATE TABLE cur(rid INTEGER PRIMARY KEY, key BLOB NOT NULL, ver INTEGER NOT NULL, value BLOB);
+CREATE TABLE cur(
+    rid INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, ver INTEGER NOT NULL,
+    value BLOB NOT NULL);
 """
 
 _SCHEMA = (
@@ -107,9 +92,6 @@ CREATE TABLE certs(sha256 BLOB PRIMARY KEY, der BLOB NOT NULL) WITHOUT ROWID;
 """
     + _CUR_SCHEMA
 )
-
-
-_T = TypeVar("_T")
 
 
 def ver_of(block: int, index: int) -> int:
@@ -159,47 +141,37 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
 
 
 def _ensure_cur(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
-    """Give a ledger written by an earlier Caravan the current layout of ``cur``.
+    """Give a ledger written by an earlier Caravan the current ``cur``.
 
-    A ledger without ``cur`` (before the copy existed) gets it filled from the state
-    index; one with an earlier ``cur`` (WITHOUT ROWID, or row ids in allocation order
-    with an index on ``key``) has it rewritten with rows placed by group. Both in one
-    transaction, by the first writer: a read-only open asks for that.
+    Without ``cur`` (before the copy existed) it is filled from the state index; a ``cur``
+    WITHOUT ROWID (before the row ids) is rewritten in the grouped layout. Readers read
+    the earlier ``cur`` as it is (same columns); a ledger without one needs a writer first.
     """
-    if _cur_ready(conn):
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(cur)")]
+    if "rid" in columns:
         return
     if readonly:
+        if columns:
+            return
         raise LedgerError(
             f"the ledger {path} was written by an earlier Caravan: open it once for writing "
-            "(start its node, or any write command) to lay out the trail copy"
+            "(start its node, or any write command) to add the trail index"
         )
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if not _cur_ready(conn):  # not done meanwhile by another writer
-            if conn.execute("PRAGMA table_info(cur)").fetchall():
-                conn.execute("ALTER TABLE cur RENAME TO cur_before")
-                conn.execute(_CUR_SCHEMA)
-                _fill_cur(conn, conn.execute("SELECT key, ver, value FROM cur_before"))
-                conn.execute("DROP TABLE cur_before")
-            else:
-                conn.execute(_CUR_SCHEMA)
-                for bounds in clustered_ranges():
-                    _fill_cur(conn, conn.execute(CURRENT_SQL, bounds))
-            conn.execute("INSERT OR REPLACE INTO meta VALUES('cur', ?)", (CUR_LAYOUT,))
+        if columns:
+            conn.execute("ALTER TABLE cur RENAME TO cur_before")
+            conn.execute(_CUR_SCHEMA)
+            _fill_cur(conn, conn.execute("SELECT key, ver, value FROM cur_before ORDER BY key"))
+            conn.execute("DROP TABLE cur_before")
+        else:
+            conn.execute(_CUR_SCHEMA)
+            for bounds in clustered_ranges():
+                _fill_cur(conn, conn.execute(CURRENT_SQL + " ORDER BY k.key", bounds))
         conn.execute("COMMIT")
     except BaseException:
         _roll_back(conn)
         raise
-
-
-def _cur_ready(conn: sqlite3.Connection) -> bool:
-    """Does the ledger have ``cur``, in this code's layout?"""
-    row = conn.execute("SELECT value FROM meta WHERE name='cur'").fetchone()
-    return (
-        row is not None
-        and bytes(row[0]) == CUR_LAYOUT
-        and bool(conn.execute("PRAGMA table_info(cur)").fetchall())
-    )
 
 
 def _roll_back(conn: sqlite3.Connection) -> None:
@@ -210,94 +182,28 @@ def _roll_back(conn: sqlite3.Connection) -> None:
 
 
 def _fill_cur(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int, bytes]]) -> None:
-    """Insert (key, ver, value) rows of distinct keys, in any order, into an empty ``cur``."""
-    tops: dict[int, int | None] = {}
+    """Insert (key, ver, value) rows, given in key order, into ``cur``: each group
+    (:func:`_group_of`) in a group range of row ids of its own, after every existing one."""
+    ranges = _free_ranges(conn)
 
     def placed() -> Iterator[tuple[int, bytes, int, bytes]]:
+        rid, last = 0, None
         for key, ver, value in rows:
             raw = bytes(key)
-            yield _take_slot(_home(group_of(raw)), tops, _empty), raw, ver, value
+            group = _group_of(raw)
+            if group != last or _range_start(rid + 1):  # a new group, or this one is full
+                rid, last = next(ranges), group
+            else:
+                rid += 1
+            yield rid, raw, ver, value
 
-    conn.executemany(_INSERT_CUR, placed())
-
-
-def _empty(_range: int) -> int | None:
-    return None
-
-
-def _home(group: bytes) -> int:
-    """The first range of a group's chain: 64 bits of BLAKE2b of the group, cut so that
-    ``range << SLOT_BITS | slot`` is a positive 64-bit row id (SLOT_BITS read now: a
-    test shrinks it). The same on every machine and in every process."""
-    digest = hashlib.blake2b(group, digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> (SLOT_BITS + 1)
+    conn.executemany("INSERT INTO cur VALUES(?, ?, ?, ?)", placed())
 
 
-def _next_range(number: int) -> int:
-    return (number + 1) & ((1 << (63 - SLOT_BITS)) - 1)
-
-
-def _take_slot(
-    number: int, tops: dict[int, int | None], top_of: Callable[[int], int | None]
-) -> int:
-    """The row id a new key of the chain starting at range ``number`` takes: after the
-    highest row of the chain's first range that is not full. ``tops`` (range -> highest
-    row id taken, None = none) remembers what this batch took; ``top_of`` asks the table
-    about a range not seen yet."""
-    mask = (1 << SLOT_BITS) - 1
-    while True:
-        if number not in tops:
-            tops[number] = top_of(number)
-        top = tops[number]
-        if top is None:
-            rid = number << SLOT_BITS
-        elif top & mask != mask:
-            rid = top + 1
-        else:  # full: the chain goes on in the next range
-            number = _next_range(number)
-            continue
-        tops[number] = rid
-        return rid
-
-
-def group_of(raw: bytes) -> bytes:
-    """The key up to the end of its first component after its clustered prefix: every
-    entry of a trail (``\\x00trail\\x00<ref>\\x00…``), however many components follow."""
-    for prefix in _CLUSTERED_RAW:
-        if raw.startswith(prefix):
-            end = raw.find(b"\x00", len(prefix))
-            return raw if end < 0 else raw[: end + 1]
-    return raw
-
-
-def _one_group(lo: bytes, hi: bytes) -> bytes | None:
-    """The group that holds every key of [lo, hi) (a trail's range), or None."""
-    for prefix in _CLUSTERED_RAW:
-        if lo.startswith(prefix):
-            end = lo.find(b"\x00", len(prefix))
-            if end < 0:
-                return None
-            group = lo[: end + 1]
-            return group if hi <= _after(group) else None
-    return None
-
-
-def group_rows(
-    conn: sqlite3.Connection, group: bytes
-) -> Iterator[tuple[int, bytes, int, bytes | None]]:
-    """Every (rid, key, ver, value or None) row of the chain that holds ``group``, in row
-    order: its home range, then each next one while the one before is full. Rows of other
-    groups that share those ranges come too; callers keep the keys they asked for."""
-    number = _home(group)
-    mask = (1 << SLOT_BITS) - 1
-    while True:
-        first = number << SLOT_BITS
-        last = first | mask
-        rows = conn.execute(_CHAIN_SQL, (first, last)).fetchall()  # no statement left open
-        yield from rows
-        if not rows or rows[-1][0] != last:  # row id order: the last slot comes last
-            return
-        number = _next_range(number)
+def _group_of(raw: bytes) -> bytes:
+    """The key without its last component (``\\x00trail\\x00<ref>\\x00`` for a trail entry)."""
+    cut = raw.rfind(b"\x00", 0, len(raw) - 1)
+    return raw[: cut + 1] if cut > 0 else raw
 
 
 def clustered_ranges() -> list[tuple[bytes, bytes]]:
@@ -310,72 +216,90 @@ def _after(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-def _clustered(raw: bytes) -> bool:
-    """Does the key lie inside a CLUSTERED prefix?"""
-    return raw.startswith(_CLUSTERED_RAW)
+def _clustered(start: bytes, end: bytes | None = None) -> bool:
+    """Does the key ``start`` (or the range [start, end)) lie inside a CLUSTERED prefix?"""
+    for prefix in _CLUSTERED_RAW:
+        if start.startswith(prefix) and (
+            end is None or end.startswith(prefix) or end == _after(prefix)
+        ):
+            return True
+    return False
 
 
 def _write_current(
-    conn: sqlite3.Connection, current: dict[bytes, tuple[int, bytes | None]], since: int
+    conn: sqlite3.Connection, current: dict[bytes, tuple[int, bytes | None]]
 ) -> None:
     """Apply a block's last write of each clustered key to ``cur``, in its transaction.
 
-    ``since`` is the block's first version. A key written before it may have a row (a
-    value, or a tombstone: a delete keeps the row with value NULL, so that a full range
-    stays full and the chains after it stay reachable): that row is found in its chain
-    and updated. A trail's entries are written once, so this is the rare path. A new
-    key takes the next slot of its chain (:func:`_take_slot`). A few statements per
-    block, not per key.
+    A key that has a row keeps its row id. A new key takes the next slot of its group
+    (the highest row id among the group's keys, plus one); it starts a new group range
+    when the group has no row yet or its range is full. A row id found taken (by a key
+    with more components inside the group's key range) sends the key to a new range.
+    A few statements per block, not per key: the writer's share of a transaction is small.
     """
     keys = sorted(current)
-    earlier: set[bytes] = set()
+    known: dict[bytes, int] = {}
     for part in _parts(keys, 500):
         marks = ",".join("?" * len(part))
-        found = conn.execute(
-            f"SELECT DISTINCT key FROM kv WHERE key IN ({marks}) AND ver < ?",  # noqa: S608
-            (*part, since),
-        )
-        earlier.update(bytes(key) for (key,) in found)
-    rids: dict[bytes, int] = {}
-    for key in sorted(earlier):
-        for rid, other, _ver, _value in group_rows(conn, group_of(key)):
-            if other == key:
-                rids[key] = rid
-                break
-    if rids:
-        conn.executemany(
-            "UPDATE cur SET ver = ?, value = ? WHERE rid = ?",
-            [(*current[key], rid) for key, rid in rids.items()],
-        )
-    fresh = [key for key in keys if key not in rids and current[key][1] is not None]
+        found = conn.execute(f"SELECT key, rid FROM cur WHERE key IN ({marks})", part)  # noqa: S608
+        known.update((bytes(key), rid) for key, rid in found)
+    gone = [(known[k],) for k in keys if current[k][1] is None and k in known]
+    kept = [(*current[k], known[k]) for k in keys if current[k][1] is not None and k in known]
+    fresh = [k for k in keys if current[k][1] is not None and k not in known]
+    if gone:
+        conn.executemany("DELETE FROM cur WHERE rid = ?", gone)
+    if kept:
+        conn.executemany("UPDATE cur SET ver = ?, value = ? WHERE rid = ?", kept)
     if not fresh:
         return
-    homes = {key: _home(group_of(key)) for key in fresh}
-    mask = (1 << SLOT_BITS) - 1
-    tops: dict[int, int | None] = {}
-    for numbers in _parts(sorted(set(homes.values())), 250):
-        bounds = [b for n in numbers for b in (n << SLOT_BITS, n << SLOT_BITS | mask)]
-        query = _RANGE_TOPS + ",".join(["(?, ?)"] * len(numbers)) + ")"
-        tops.update((first >> SLOT_BITS, top) for first, top in conn.execute(query, bounds))
+    tops: dict[bytes, int | None] = {}
+    for part in _parts(sorted({_group_of(k) for k in fresh}), 250):
+        bounds = [b for group in part for b in (group, _after(group))]
+        query = _GROUP_TOPS + ",".join(["(?, ?)"] * len(part)) + ")"
+        found = conn.execute(query, bounds)
+        tops.update((bytes(group), top) for group, top in found)
+    ranges = _free_ranges(conn)
+    following: dict[bytes, int] = {}  # group -> its next row id
+    rows = []
+    for key in fresh:
+        group = _group_of(key)
+        rid = following.get(group)
+        if rid is None:
+            top = tops[group]
+            rid = 0 if top is None else top + 1
+        if _range_start(rid):  # the group has no row yet, or its range is full
+            rid = next(ranges)
+        rows.append((rid, key, *current[key]))
+        following[group] = rid + 1
+    if conn.executemany(_INSERT_CUR_IF_FREE, rows).rowcount == len(rows):
+        return
+    for rid, key, ver, value in rows:  # some row ids were taken: those keys move on
+        row = conn.execute("SELECT key FROM cur WHERE rid = ?", (rid,)).fetchone()
+        if bytes(row[0]) != key:
+            conn.execute("INSERT INTO cur VALUES(?, ?, ?, ?)", (next(ranges), key, ver, value))
 
-    def top_of(number: int) -> int | None:
-        first = number << SLOT_BITS
-        return conn.execute(_RANGE_TOP, (first, first | mask)).fetchone()[0]  # type: ignore[no-any-return]
 
-    rows = [(_take_slot(homes[key], tops, top_of), key, *current[key]) for key in fresh]
-    conn.executemany(_INSERT_CUR, rows)
-
-
-_INSERT_CUR = "INSERT INTO cur VALUES(?, ?, ?, ?)"
-_CHAIN_SQL = "SELECT rid, key, ver, value FROM cur WHERE rid BETWEEN ? AND ?"
-_RANGE_TOP = "SELECT max(rid) FROM cur WHERE rid BETWEEN ? AND ?"
-#: (first row id of a range, its highest row id or NULL) for (first, last) pairs: "(?, ?), …)"
-_RANGE_TOPS = (
-    "SELECT column1, (SELECT max(rid) FROM cur WHERE rid BETWEEN column1 AND column2) FROM (VALUES "
+#: (group, its highest row id or NULL) for (group, first key after it) pairs: "(?, ?), …)"
+_GROUP_TOPS = (
+    "SELECT column1, (SELECT max(rid) FROM cur WHERE key >= column1 AND key < column2) "
+    "FROM (VALUES "
 )
+_INSERT_CUR_IF_FREE = "INSERT OR IGNORE INTO cur VALUES(?, ?, ?, ?)"
 
 
-def _parts(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+def _range_start(rid: int) -> bool:
+    """Is ``rid`` the first slot of a group range (SLOT_BITS read now: a test shrinks it)?"""
+    return not rid & ((1 << SLOT_BITS) - 1)
+
+
+def _free_ranges(conn: sqlite3.Connection) -> Iterator[int]:
+    """The first row ids of the group ranges after every row ``cur`` has now, in order."""
+    top = conn.execute("SELECT max(rid) FROM cur").fetchone()[0]
+    first = 1 if top is None else (top >> SLOT_BITS) + 1
+    return (group << SLOT_BITS for group in itertools.count(first))
+
+
+def _parts(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -413,7 +337,6 @@ class Store:
                 + _SCHEMA
                 + f"INSERT INTO meta VALUES('format', X'{FORMAT.hex()}');"
                 + f"INSERT INTO meta VALUES('channel', X'{channel.encode().hex()}');"
-                + f"INSERT INTO meta VALUES('cur', X'{CUR_LAYOUT.hex()}');"
                 + "COMMIT;"
             )
         finally:
@@ -563,10 +486,8 @@ class Store:
         """The current (version, value) of ``key``, or None when absent or deleted."""
         raw = key.encode()
         if _clustered(raw):
-            for _rid, found, ver, value in group_rows(conn, group_of(raw)):
-                if found == raw:
-                    return None if value is None else (ver, value)
-            return None
+            row = conn.execute("SELECT ver, value FROM cur WHERE key = ?", (raw,)).fetchone()
+            return None if row is None else (row[0], row[1])
         row = conn.execute(
             "SELECT k.ver, v.value FROM kv k JOIN vals v ON v.vid = k.vid "
             "WHERE k.key = ? ORDER BY k.ver DESC LIMIT 1",
@@ -581,16 +502,12 @@ class Store:
         """Current (key, version, value) for keys in [start, end) ('' end = open)."""
         # end '' = open: U+10FFFF+1 never occurs in UTF-8, so b"\xf5" bounds every key
         lo, hi = start.encode(), end.encode() if end else b"\xf5"
-        group = _one_group(lo, hi)
-        if group is not None:  # a trail: one contiguous read of the grouped copy
-            found = [
-                (key, ver, value)
-                for _rid, key, ver, value in group_rows(conn, group)
-                if value is not None and lo <= key < hi
-            ]
-            found.sort()  # keys are unique: (key, …) tuples sort by key
-            for key, ver, value in found:
-                yield key.decode(), ver, value
+        if _clustered(lo, hi):  # one contiguous read of the key-ordered copy
+            for key, ver, value in conn.execute(
+                "SELECT key, ver, value FROM cur WHERE key >= ? AND key < ? ORDER BY key",
+                (lo, hi),
+            ):
+                yield bytes(key).decode(), ver, value
             return
         rows = conn.execute(CURRENT_SQL + " ORDER BY k.key", (lo, hi))
         for key, ver, value in rows:
@@ -658,7 +575,7 @@ class Store:
             conn.executemany("INSERT INTO vals VALUES(?, ?, ?, ?)", vals)
             conn.executemany("INSERT INTO kv VALUES(?, ?, ?)", index)
             if current:
-                _write_current(conn, current, ver_of(block.number, 0))
+                _write_current(conn, current)
             conn.executemany("INSERT OR IGNORE INTO certs VALUES(?, ?)", block.certs)
             conn.execute("COMMIT")
         except BaseException:

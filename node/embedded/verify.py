@@ -34,7 +34,7 @@ from chaincode.seal import load_certificate, verify_chain
 from ..errors import LedgerCorrupted, NodeError
 from ..proposal import SignedProposal, parse_proposal, verify_signature
 from .blocks import GENESIS_PREV, block_hash, signature_valid, tx_root
-from .store import CURRENT_SQL, VER_SHIFT, Store, clustered_ranges, group_of, group_rows, ver_of
+from .store import CURRENT_SQL, VER_SHIFT, Store, clustered_ranges, ver_of
 
 __all__ = ["VerifyReport", "verify_ledger"]
 
@@ -261,37 +261,18 @@ def _check_index(conn: sqlite3.Connection, writes: int) -> None:
 
 
 def _check_clustered(conn: sqlite3.Connection) -> None:
-    """``cur`` holds exactly the current values of the clustered keys (store.py), each
-    once and where a reader looks for it (in its group's chain)."""
+    """``cur`` holds exactly the current values of the clustered keys (store.py)."""
     derived = 0
     for lo, hi in clustered_ranges():
-        group: bytes | None = None
-        rows: dict[bytes, tuple[int, bytes | None]] = {}
-        for key, ver, value in conn.execute(CURRENT_SQL + " ORDER BY k.key", (lo, hi)):
-            derived += 1
-            raw = bytes(key)
-            if group_of(raw) != group:  # keys in key order: a group's keys are neighbours
-                group = group_of(raw)
-                rows = _chain_rows(conn, group)
-            if raw not in rows:
-                raise _bad(
-                    ver >> VER_SHIFT, "the key-ordered copy of the state has no row for a key"
-                )
-            if rows[raw] != (ver, value):
-                raise _bad(ver >> VER_SHIFT, "the key-ordered copy of the state disagrees")
-    stored = conn.execute("SELECT count(*) FROM cur WHERE value IS NOT NULL").fetchone()[0]
+        bad = conn.execute(
+            f"SELECT c.ver FROM cur c LEFT JOIN ({CURRENT_SQL}) d ON d.key = c.key "  # noqa: S608
+            "WHERE c.key >= ? AND c.key < ? AND "
+            "(d.key IS NULL OR d.ver != c.ver OR d.value != c.value) ORDER BY c.ver LIMIT 1",
+            (lo, hi, lo, hi),
+        ).fetchone()
+        if bad is not None:
+            raise _bad(bad[0] >> VER_SHIFT, "the key-ordered copy of the state disagrees")
+        derived += conn.execute(f"SELECT count(*) FROM ({CURRENT_SQL})", (lo, hi)).fetchone()[0]  # noqa: S608
+    stored = conn.execute("SELECT count(*) FROM cur").fetchone()[0]
     if stored != derived:
         raise _bad(None, f"the key-ordered copy of the state has {stored} keys, not {derived}")
-
-
-def _chain_rows(conn: sqlite3.Connection, group: bytes) -> dict[bytes, tuple[int, bytes | None]]:
-    """The group's keys found in its chain: key -> (ver, value or None for a tombstone)."""
-    found: dict[bytes, tuple[int, bytes | None]] = {}
-    for _rid, key, ver, value in group_rows(conn, group):
-        raw = bytes(key)
-        if group_of(raw) != group:
-            continue  # another group sharing the range
-        if raw in found:
-            raise _bad(ver >> VER_SHIFT, "the key-ordered copy of the state holds a key twice")
-        found[raw] = (ver, value)
-    return found
