@@ -31,8 +31,12 @@ transaction argument), the same concurrency and number of transactions; runs
 alternate python, go, python, go … (``--rounds`` each). Per run: tx/s, p50/p99, the
 1-minute load average before it, and the CPU seconds per transaction of this client
 and of the network's processes (peers, orderers, chaincode servers: /proc/PID/stat of
-the pids ``network up`` recorded and of the Go servers). Prints one line per run, a
-summary per level, then one JSON line.
+the pids ``network up`` recorded and of the Go servers), and per peer the blocks it
+committed during the run, read from its own log (``run/logs/peer*.log``, the kvledger
+``Committed block`` line): transactions per block and the ms of ``state_commit``, which
+includes the wait for the state database's write lock that every simulation in flight
+on that peer holds (shared) until it ends. Prints one line per run, a summary per level,
+then one JSON line.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -241,12 +246,65 @@ def load1() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+# ------------------------------------------------------------- blocks, from peers' logs
+#: the kvledger INFO line a Fabric 2.5 peer writes per committed block; ``state_commit``
+#: includes the wait for the state database's write lock, which every simulation in
+#: flight on that peer holds (shared) until it ends
+_COMMITTED = re.compile(
+    r"Committed block \[\d+\] with (\d+) transaction\(s\) in (\d+)ms "
+    r"\(state_validation=(\d+)ms block_and_pvtdata_commit=(\d+)ms state_commit=(\d+)ms\)"
+)
+
+
+def peer_logs(root: Path | None, pids: dict[str, int]) -> dict[str, Path]:
+    """name → log file of the peers ``network up`` started (``run/logs/NAME.log``)."""
+    if root is None:
+        return {}
+    logs = {name: root / "run" / "logs" / f"{name}.log" for name in pids}
+    return {name: path for name, path in logs.items() if group_of(name) == "peer"}
+
+
+def log_sizes(logs: dict[str, Path]) -> dict[str, int]:
+    sizes = {}
+    for name, path in logs.items():
+        try:
+            sizes[name] = path.stat().st_size
+        except OSError:
+            continue
+    return sizes
+
+
+def block_stats(logs: dict[str, Path], since: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Per peer, over the blocks it committed since the ``since`` offsets: how many, the
+    mean transactions per block and the mean ms of the commit and of its state part."""
+    stats = {}
+    for name, offset in since.items():
+        try:
+            with logs[name].open("rb") as log:
+                log.seek(offset)
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        blocks = [tuple(map(int, m.groups())) for m in _COMMITTED.finditer(text)]
+        if not blocks:
+            continue
+        n = len(blocks)
+        stats[name] = {
+            "blocks": n,
+            "tx_per_block": round(sum(b[0] for b in blocks) / n, 1),
+            "commit_ms": round(sum(b[1] for b in blocks) / n, 1),
+            "state_commit_ms": round(sum(b[4] for b in blocks) / n, 1),
+        }
+    return stats
+
+
 # ---------------------------------------------------------------------- runs
 def run_level(
     submit: Callable[[Any], Receipt],
     items: list[Any],
     concurrency: int,
     pids: dict[str, int] | None = None,
+    logs: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     latencies: list[float] = []
 
@@ -262,6 +320,7 @@ def run_level(
     load = load1()
     each0 = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
     before = cpu_by_group(pids or {})
+    offsets = log_sizes(logs or {})
     cpu0, t0 = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         codes = dict(Counter(pool.map(one, items)))
@@ -293,6 +352,7 @@ def run_level(
             cpu * 1000 / n + sum(after[g] - before.get(g, 0.0) for g in after) * 1000 / n, 2
         ),
         "load1_before": load,
+        "peer_blocks": block_stats(logs or {}, offsets),
         "latencies_ms": [round(x * 1000, 1) for x in latencies],
     }
 
@@ -330,6 +390,7 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     statistics.mean(r["total_cpu_ms_per_tx"] for r in mine), 2
                 ),
                 "load1": [r["load1_before"] for r in mine],
+                "peer_blocks": _peer_blocks(mine),
             }
         if "python" in row and "go" in row:
             py, go = row["python"], row["go"]
@@ -348,11 +409,37 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _peer_blocks(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per peer over ``runs``: blocks, and tx per block and state-commit ms per block."""
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted({n for r in runs for n in r.get("peer_blocks", {})}):
+        seen = [r["peer_blocks"][name] for r in runs if name in r.get("peer_blocks", {})]
+        blocks = sum(b["blocks"] for b in seen)
+        out[name] = {
+            "blocks": blocks,
+            "tx_per_block": round(sum(b["tx_per_block"] * b["blocks"] for b in seen) / blocks, 1),
+            "state_commit_ms": round(
+                sum(b["state_commit_ms"] * b["blocks"] for b in seen) / blocks, 1
+            ),
+        }
+    return out
+
+
+def _slowest_commit(side: dict[str, Any]) -> str:
+    """``tx/block, state-commit ms`` of the peer whose state commit took longest."""
+    peers = side.get("peer_blocks") or {}
+    if not peers:
+        return "-"
+    name = max(peers, key=lambda n: peers[n]["state_commit_ms"])
+    return f"{peers[name]['tx_per_block']}, {peers[name]['state_commit_ms']} ({name})"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| in flight | Python tx/s | p50 / p99 ms | Go tx/s | p50 / p99 ms | Python/Go | "
-        "pairs min-max | chaincode CPU ms/tx Py / Go | all CPU ms/tx Py / Go | CPU ratio |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "pairs min-max | chaincode CPU ms/tx Py / Go | all CPU ms/tx Py / Go | CPU ratio | "
+        "Py: tx/block, state commit ms | Go: tx/block, state commit ms |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         py, go = row.get("python", {}), row.get("go", {})
@@ -371,6 +458,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             both("chaincode_cpu_ms_per_tx"),
             both("total_cpu_ms_per_tx"),
             row.get("cpu_ratio", "-"),
+            _slowest_commit(py),
+            _slowest_commit(go),
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -435,6 +524,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
         setup(args.node_dir, args.operator, args.sez, say)
     root = network_root(args.node_dir) if args.node_dir is not None else None
     pids = network_pids(root)
+    logs = peer_logs(root, pids)
     gocc_ctx: Any = contextlib.nullcontext()
     if args.go_chaincode is not None:
         from bench._fabric_gocc import GoChaincode
@@ -499,6 +589,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
                             signed_batch(operator, sez, f"B{tag}", n),
                             level,
                             pids,
+                            logs,
                         )
                     else:
                         result = run_level(
@@ -506,6 +597,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
                             put_items(f"g{tag}", n, value_size),
                             level,
                             go_pids,
+                            logs,
                         )
                     result["chaincode"] = kind
                     runs.append(result)
