@@ -260,8 +260,9 @@ def peer_logs(root: Path | None, pids: dict[str, int]) -> dict[str, Path]:
     """name → log file of the peers ``network up`` started (``run/logs/NAME.log``)."""
     if root is None:
         return {}
-    logs = {name: root / "run" / "logs" / f"{name}.log" for name in pids}
-    return {name: path for name, path in logs.items() if group_of(name) == "peer"}
+    return {
+        name: root / "run" / "logs" / f"{name}.log" for name in pids if group_of(name) == "peer"
+    }
 
 
 def log_sizes(logs: dict[str, Path]) -> dict[str, int]:
