@@ -124,13 +124,19 @@ class Index:
         self.engine = _engine(url)
         for attempt in range(_CREATE_ATTEMPTS):
             try:
-                with self.engine.begin() as conn:
+                with self.engine.connect() as conn:
+                    if conn.dialect.name == "sqlite":
+                        # one creator at a time: the node and its index feeder open a new
+                        # index together, and each checks for the tables and the
+                        # checkpoint row before it creates them
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
                     METADATA.create_all(conn)
                     _ensure_checkpoint(conn)
+                    conn.commit()
                 return
             except (OperationalError, ProgrammingError, IntegrityError) as exc:
-                # another process (the node and its index feeder) created a table or the
-                # checkpoint row between our check and our CREATE/INSERT: check again
+                # PostgreSQL: another process created a table or the checkpoint row
+                # between our check and our CREATE/INSERT: check again
                 if attempt + 1 < _CREATE_ATTEMPTS and _created_meanwhile(exc):
                     continue
                 self.engine.dispose()

@@ -11,17 +11,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, insert
 
 from chaincode.timeutil import parse_time
 from node.embedded.ledger import EmbeddedLedger
 from node.index import BadQuery, Index, IndexFeedError, IndexUnavailable
+from node.index import index as index_module
 from node.index.tables import METADATA
 from node.ledger import TxChanges
 from tests.chaincode.conftest import aeo_record, aeo_write
@@ -499,23 +501,41 @@ def test_ten_thousand_events_index_in_seconds(
         print(f"\nindexed 10,000 events on {kind} in {elapsed:.2f} s ({10_000 / elapsed:,.0f}/s)")
 
 
-def test_a_schema_created_meanwhile_by_another_process_is_used(tmp_path: Path) -> None:
-    """The node and its index feeder may open a new index at the same moment: the other
-    one's tables (or checkpoint row) appearing between our check and our CREATE is not
-    an error; the index opens on the second look."""
-    url = f"sqlite:///{tmp_path / 'i.db'}"
-    first = next(iter(METADATA.sorted_tables))
-    raced: list[bool] = []
-
-    def other_process_first(*_args: Any, **_kw: Any) -> None:
-        if not raced:
-            raced.append(True)
-            Index(url).close()  # its own engine and connection: the whole schema, committed
-
-    event.listen(first, "before_create", other_process_first)
+def test_an_index_being_created_by_another_process_is_waited_for_and_used(
+    index_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node and its index feeder may open a new index at the same moment. An opener
+    finds the other one's schema and checkpoint row: on SQLite it waits for the write
+    lock and then sees them (no collision), on PostgreSQL its CREATE collides with the
+    other's committed one and the second look finds them."""
+    url = index_url()
+    collisions: list[bool] = []
+    check = index_module._created_meanwhile
+    monkeypatch.setattr(
+        index_module, "_created_meanwhile", lambda exc: collisions.append(check(exc)) or True
+    )
+    other = create_engine(url)
+    opened: list[Index] = []
     try:
-        with Index(url) as index:
-            assert index.checkpoint().block == -1
+        with other.connect() as conn:  # the other process, mid-creation
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            METADATA.create_all(conn)
+            checkpoint = METADATA.tables["checkpoint"]
+            conn.execute(insert(checkpoint).values(id=1, block=41, tx_index=0, tx_id="t"))
+            opener = threading.Thread(target=lambda: opened.append(Index(url)))
+            opener.start()
+            time.sleep(0.3)
+            assert opener.is_alive() and not opened  # held up by the other's creation
+            conn.commit()
+        opener.join(10)
+        assert [index.checkpoint().block for index in opened] == [41]
+        if other.dialect.name == "sqlite":
+            assert collisions == []
+        else:
+            assert collisions and all(collisions)  # each one a "created meanwhile"
     finally:
-        event.remove(first, "before_create", other_process_first)
-    assert raced == [True]
+        for index in opened:
+            index.close()
+        other.dispose()
