@@ -124,15 +124,12 @@ class Index:
         self.engine = _engine(url)
         for attempt in range(_CREATE_ATTEMPTS):
             try:
-                with self.engine.connect() as conn:
-                    if conn.dialect.name == "sqlite":
-                        # one creator at a time: the node and its index feeder open a new
-                        # index together, and each checks for the tables and the
-                        # checkpoint row before it creates them
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # on SQLite one creator at a time: the node and its index feeder open a
+                # new index together, and each checks for the tables and the checkpoint
+                # row before it creates them
+                with _write(self.engine) as conn:
                     METADATA.create_all(conn)
                     _ensure_checkpoint(conn)
-                    conn.commit()
                 return
             except (OperationalError, ProgrammingError, IntegrityError) as exc:
                 # PostgreSQL: another process created a table or the checkpoint row
@@ -467,15 +464,23 @@ class Index:
         checkpoint is read), as FOR UPDATE does on PostgreSQL.
         """
         try:
-            with self.engine.connect() as conn:
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+            with _write(self.engine) as conn:
                 yield conn
-                conn.commit()
         except OperationalError as exc:
             raise IndexUnavailable(
                 f"the index database cannot be written: {_reason(exc)}"
             ) from None
+
+
+@contextlib.contextmanager
+def _write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction, committed at the end of the block, else rolled back; on
+    SQLite it starts with BEGIN IMMEDIATE, so its reads already hold the write lock."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+        conn.commit()
 
 
 # ---------------------------------------------------------------------- engine
@@ -528,8 +533,9 @@ def _reason(exc: StatementError) -> str:
 
 
 _CREATE_ATTEMPTS = 3
-#: what SQLite and PostgreSQL say when a concurrent creator got there first
-_CREATED_MEANWHILE = ("already exists", "unique constraint failed", "duplicate key")
+#: what PostgreSQL says when a concurrent creator got there first (SQLite creators take
+#: turns under the write lock)
+_CREATED_MEANWHILE = ("already exists", "duplicate key")
 
 
 def _created_meanwhile(exc: DBAPIError) -> bool:
