@@ -37,6 +37,13 @@ committed during the run, read from its own log (``run/logs/peer*.log``, the kvl
 includes the wait for the state database's write lock that every simulation in flight
 on that peer holds (shared) until it ends. Prints one line per run, a summary per level,
 then one JSON line.
+
+``--go-mimic`` adds a third run per round, ``go-mimic``: the same Go server answering
+``mimic(key, value)`` with the state traffic of one ``AnchorEvents`` through
+``caravan.submit`` (reads of two stored keys and three absent ones, writes of 650, 133,
+36, 164 and 64 bytes, one event: the sizes Caravan writes). It separates what Caravan's
+ten state calls cost Fabric itself from what the Python server costs: the summary gives
+Python / go-mimic and go-mimic / Go next to Python / Go.
 """
 
 from __future__ import annotations
@@ -358,10 +365,25 @@ def run_level(
     }
 
 
+#: the chaincodes a run can drive: Caravan's, the trivial Go put, the Go mimic of AnchorEvents
+KINDS = ("python", "go", "go-mimic")
+#: the keys go-mimic reads that are stored (as Caravan's trust record and SEZ record are)
+MIMIC_STORED = {"mimic~trust": 830, "mimic~sez": 309}
+
+
 def put_items(prefix: str, n: int, value_size: int) -> list[tuple[str, str]]:
     return [
         (f"{prefix}{i:08d}", os.urandom(value_size // 2 + 1).hex()[:value_size]) for i in range(n)
     ]
+
+
+def go_call(ledger: Any, chaincode: str, function: str) -> Callable[[tuple[str, str]], Any]:
+    """One Go chaincode call ``function(key, value)`` through the ledger, for run_level."""
+
+    def call(kv: tuple[str, str]) -> Any:
+        return ledger.invoke(function, list(kv), chaincode=chaincode)
+
+    return call
 
 
 def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -369,7 +391,7 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for level in sorted({r["concurrency"] for r in runs}):
         row: dict[str, Any] = {"concurrency": level}
-        for kind in ("python", "go"):
+        for kind in KINDS:
             mine = [r for r in runs if r["concurrency"] == level and r["chaincode"] == kind]
             if not mine:
                 continue
@@ -406,6 +428,12 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 strict=False,
             )
             row["pair_ratios"] = [round(p["tx_per_s"] / g["tx_per_s"], 2) for p, g in pairs]
+        if "go-mimic" in row:
+            mimic = row["go-mimic"]["tx_per_s"]
+            if "python" in row:
+                row["ratio_to_mimic"] = round(row["python"]["tx_per_s"] / mimic, 2)
+            if "go" in row:
+                row["mimic_to_go"] = round(mimic / row["go"]["tx_per_s"], 2)
         rows.append(row)
     return rows
 
@@ -463,6 +491,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             _slowest_commit(go),
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    mimics = [row for row in rows if "go-mimic" in row]
+    if mimics:
+        lines += [
+            "",
+            "| in flight | go-mimic tx/s | p50 / p99 ms | Python / go-mimic | go-mimic / Go | "
+            "all CPU ms/tx go-mimic | go-mimic: tx/block, state commit ms |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in mimics:
+            m = row["go-mimic"]
+            cells = [
+                row["concurrency"],
+                m["tx_per_s"],
+                f"{m['p50_ms']} / {m['p99_ms']}",
+                row.get("ratio_to_mimic", "-"),
+                row.get("mimic_to_go", "-"),
+                m["total_cpu_ms_per_tx"],
+                _slowest_commit(m),
+            ]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -475,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sez", default="KZ-KHORGOS")
     parser.add_argument("--setup", action="store_true", help="make the genesis/operator/SEZ first")
     parser.add_argument("--go-chaincode", type=Path, help="a Go ccaas chaincode binary to compare")
+    parser.add_argument(
+        "--go-mimic",
+        action="store_true",
+        help="also run the Go chaincode's mimic of AnchorEvents' state traffic (go-mimic)",
+    )
     parser.add_argument(
         "--fabric-bin",
         type=Path,
@@ -500,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     if args.go_chaincode is not None and args.fabric_bin is None:
         print("error: --go-chaincode needs --fabric-bin (or CARAVAN_FABRIC_BIN)", file=sys.stderr)
+        return 3
+    if args.go_mimic and args.go_chaincode is None:
+        print("error: --go-mimic needs --go-chaincode", file=sys.stderr)
         return 3
     rounds = args.rounds or (2 if args.go_chaincode else 1)
     say: Callable[[str], None] = (lambda m: None) if args.json else print
@@ -548,6 +604,8 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
     runs: list[dict[str, Any]] = []
     with gocc_ctx as gocc, opener() as (ledger, operator, sez):
         kinds = ["python"] + (["go"] if gocc is not None else [])
+        if gocc is not None and args.go_mimic:
+            kinds.append("go-mimic")
         go_pids = {}
         if gocc is not None:
             fabric_procs = {k: v for k, v in pids.items() if group_of(k) != "chaincode"}
@@ -579,6 +637,16 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
             got = ledger.evaluate("get", [warm[0][0]], chaincode=gocc.name)
             if any(r.code != "VALID" for r in puts) or got.payload != warm[0][1].encode():
                 raise BenchError(f"{gocc.name} put/get did not work: {puts[0]}, get: {got}")
+            if "go-mimic" in kinds:
+                for key, size in MIMIC_STORED.items():
+                    stored = ledger.invoke("put", [key, "s" * size], chaincode=gocc.name)
+                    if stored.code != "VALID":
+                        raise BenchError(f"{gocc.name} put {key}: {stored}")
+                probe = ledger.invoke(
+                    "mimic", put_items("m-probe-", 1, value_size)[0], chaincode=gocc.name
+                )
+                if probe.code != "VALID":
+                    raise BenchError(f"{gocc.name} does not answer mimic (see --go-mimic): {probe}")
         for level in levels:
             n = args.tx if level > 1 else max(20, args.tx // 10)
             for r in range(rounds):
@@ -594,7 +662,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
                         )
                     else:
                         result = run_level(
-                            lambda kv: ledger.invoke("put", kv, chaincode=gocc.name),
+                            go_call(ledger, gocc.name, "put" if kind == "go" else "mimic"),
                             put_items(f"g{tag}", n, value_size),
                             level,
                             go_pids,

@@ -80,3 +80,42 @@ def test_runs_are_summed_per_block(bench: ModuleType) -> None:
     }
     assert bench._slowest_commit({"peer_blocks": bench._peer_blocks(runs)}) == "40.0, 10.0 (p)"
     assert bench._slowest_commit({}) == "-"
+
+
+def _run(kind: str, level: int, valid: int, seconds: float) -> dict[str, object]:
+    return {
+        "chaincode": kind,
+        "concurrency": level,
+        "valid": valid,
+        "elapsed_s": seconds,
+        "tx_per_s": valid / seconds,
+        "latencies_ms": [10.0, 20.0, 30.0],
+        "server_cpu_ms_per_tx": {"chaincode": 1.0},
+        "total_cpu_ms_per_tx": 10.0,
+        "load1_before": 0.5,
+        "peer_blocks": {},
+    }
+
+
+def test_the_go_mimic_runs_get_their_own_ratios(bench: ModuleType) -> None:
+    runs = [
+        _run("python", 200, 800, 10.0),  # 80 tx/s
+        _run("go", 200, 1000, 10.0),  # 100 tx/s
+        _run("go-mimic", 200, 900, 10.0),  # 90 tx/s
+        _run("python", 50, 500, 10.0),
+        _run("go", 50, 500, 10.0),
+    ]
+    by_level = {row["concurrency"]: row for row in bench.summary(runs)}
+    assert by_level[200]["ratio"] == 0.8
+    assert by_level[200]["ratio_to_mimic"] == 0.89
+    assert by_level[200]["mimic_to_go"] == 0.9
+    assert "ratio_to_mimic" not in by_level[50] and "go-mimic" not in by_level[50]
+    table = bench.markdown(list(by_level.values()))
+    assert "| 200 | 90.0 | 20.0 / 30.0 | 0.89 | 0.9 | 10.0 | - |" in table.splitlines()
+
+
+def test_go_mimic_needs_the_go_chaincode(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(["--go-mimic", "--tx", "10"]) == 3
+    assert capsys.readouterr().err == "error: --go-mimic needs --go-chaincode\n"
