@@ -642,9 +642,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
                     stored = ledger.invoke("put", [key, "s" * size], chaincode=gocc.name)
                     if stored.code != "VALID":
                         raise BenchError(f"{gocc.name} put {key}: {stored}")
-                probe = ledger.invoke(
-                    "mimic", put_items("m-probe-", 1, value_size)[0], chaincode=gocc.name
-                )
+                probe = go_call(ledger, gocc.name, "mimic")(put_items("m-", 1, value_size)[0])
                 if probe.code != "VALID":
                     raise BenchError(f"{gocc.name} does not answer mimic (see --go-mimic): {probe}")
         for level in levels:

@@ -564,6 +564,7 @@ def measure_trails(
     out: dict[str, Any] = {"events": events, "consignments_complete": complete}
     for function, figure in TRAIL_FIGURES.items():
         best: dict[str, float] | None = None
+        first: list[str] = []
         for i in range(rounds):
             refs = [consignment_ref(rng.randrange(complete)) for _ in range(queries)]
             figures = percentiles([timed_trail(c.ledger, function, ref) for ref in refs])
