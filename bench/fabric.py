@@ -28,8 +28,8 @@ deployed as chaincode ``gocc`` with the ``peer`` CLI of ``--fabric-bin``
 endorsement policy, as Caravan's) and driven by the same client
 (``FabricLedger.invoke("put", [fresh key, value])``, the value as long as Caravan's
 transaction argument), the same concurrency and number of transactions; runs
-alternate python, go, python, go … (``--rounds`` each). Per run: tx/s, p50/p99, the
-1-minute load average before it, and the CPU seconds per transaction of this client
+alternate python, go (, go-mimic), python, go … (``--rounds`` each). Per run: tx/s,
+p50/p99, the 1-minute load average before it, and the CPU seconds per transaction of this client
 and of the network's processes (peers, orderers, chaincode servers: /proc/PID/stat of
 the pids ``network up`` recorded and of the Go servers), and per peer the blocks it
 committed during the run, read from its own log (``run/logs/peer*.log``, the kvledger
@@ -631,15 +631,13 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
 
             warm = put_items(f"w{os.getpid()}-", 20, value_size)
             with ThreadPoolExecutor(max_workers=len(warm)) as pool:
-                puts = list(
-                    pool.map(lambda kv: ledger.invoke("put", kv, chaincode=gocc.name), warm)
-                )
+                puts = list(pool.map(go_call(ledger, gocc.name, "put"), warm))
             got = ledger.evaluate("get", [warm[0][0]], chaincode=gocc.name)
             if any(r.code != "VALID" for r in puts) or got.payload != warm[0][1].encode():
                 raise BenchError(f"{gocc.name} put/get did not work: {puts[0]}, get: {got}")
             if "go-mimic" in kinds:
                 for key, size in MIMIC_STORED.items():
-                    stored = ledger.invoke("put", [key, "s" * size], chaincode=gocc.name)
+                    stored = go_call(ledger, gocc.name, "put")((key, "s" * size))
                     if stored.code != "VALID":
                         raise BenchError(f"{gocc.name} put {key}: {stored}")
                 probe = go_call(ledger, gocc.name, "mimic")(put_items("m-", 1, value_size)[0])
@@ -669,7 +667,7 @@ def _run(args: Any, levels: list[int], rounds: int, say: Callable[[str], None]) 
                     result["chaincode"] = kind
                     runs.append(result)
                     say(
-                        f"{target}: {kind:>6} {level:>3} in flight: {result['tx_per_s']:>7} "
+                        f"{target}: {kind:>8} {level:>3} in flight: {result['tx_per_s']:>7} "
                         f"tx/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, client "
                         f"{result['cpu_ms_per_tx']} ms/tx, servers {result['server_cpu_ms_per_tx']}"
                         f" ms/tx, load {result['load1_before']}, codes {result['codes']}"
